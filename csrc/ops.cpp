@@ -1,0 +1,80 @@
+// Op schemas (TORCH_LIBRARY) and CPU registration. CUDA kernels register in cuda/topk_stats.cu.
+#include <Python.h>
+#include <torch/library.h>
+
+#include "topk_stats.h"
+
+// An importable, empty Python module: importing mlmetrics._C runs the registrations below.
+extern "C" {
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+namespace mlmetrics {
+
+void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels) {
+  TORCH_CHECK(logits.dim() == 2, "mlmetrics: logits must be 2-D [N, C], got ", logits.dim(), "-D");
+  auto st = logits.scalar_type();
+  TORCH_CHECK(st == at::kFloat || st == at::kHalf || st == at::kBFloat16,
+              "mlmetrics: logits must be float32, float16 or bfloat16, got ", st);
+  const int64_t n = logits.size(0), c = logits.size(1);
+  TORCH_CHECK(c >= 1, "mlmetrics: logits must have at least one class");
+  TORCH_CHECK(c < (int64_t{1} << 31), "mlmetrics: C must be < 2^31");
+  TORCH_CHECK(k >= 1 && k <= c, "mlmetrics: k must be in [1, C=", c, "], got ", k);
+  if (target.has_value()) {
+    TORCH_CHECK(target->scalar_type() == at::kLong, "mlmetrics: target must be int64");
+    TORCH_CHECK(target->dim() == 1 && target->size(0) == n, "mlmetrics: target must be [N=", n, "]");
+    TORCH_CHECK(target->device() == logits.device(), "mlmetrics: target and logits on different devices");
+  }
+  TORCH_CHECK(label_ranges.has_value() == labels.has_value(),
+              "mlmetrics: label_ranges and labels go together");
+  if (label_ranges.has_value()) {
+    TORCH_CHECK(label_ranges->scalar_type() == at::kLong && label_ranges->dim() == 2 &&
+                    label_ranges->size(0) == n && label_ranges->size(1) == 2,
+                "mlmetrics: label_ranges must be int64 [N=", n, ", 2]");
+    auto lt = labels->scalar_type();
+    TORCH_CHECK((lt == at::kInt || lt == at::kLong) && labels->dim() == 1,
+                "mlmetrics: labels must be a 1-D int32/int64 tensor");
+    TORCH_CHECK(label_ranges->device() == logits.device() && labels->device() == logits.device(),
+                "mlmetrics: label sets and logits on different devices");
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> softmax_topk_from(const TopKStatsResult& s) {
+  const auto& topk_logits = std::get<0>(s);
+  const auto& row_stats = std::get<3>(s);
+  auto lse = row_stats.select(1, kStatLogSumExp).unsqueeze(1);
+  return {at::exp(topk_logits - lse), std::get<1>(s)};
+}
+
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k) {
+  return softmax_topk_from(topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, true));
+}
+
+at::Tensor topk_label_hits_cpu(const at::Tensor& logits, const at::Tensor& label_ranges, const at::Tensor& labels,
+                               int64_t k) {
+  return std::get<2>(topk_stats_cpu(logits, k, std::nullopt, label_ranges, labels, false));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(mlmetrics, m) {
+  m.def(
+      "topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, bool with_softmax) "
+      "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)");
+  m.def("softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)");
+  m.def("topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(mlmetrics, CPU, m) {
+  m.impl("topk_stats", &topk_stats_cpu);
+  m.impl("softmax_topk", &softmax_topk_cpu);
+  m.impl("topk_label_hits", &topk_label_hits_cpu);
+}
+
+}  // namespace mlmetrics

@@ -1,0 +1,73 @@
+// Shared declarations of the mlmetrics ops (CPU and CUDA implementations).
+// Semantics: mlmetrics/reference.py is the contract.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <tuple>
+
+#if defined(__CUDACC__)
+#define MLM_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define MLM_HOST_DEVICE inline
+#endif
+
+namespace mlmetrics {
+
+// Columns of row_stats [N, kNumStats].
+enum Stat : int64_t {
+  kStatMaxLogit = 0,
+  kStatLogSumExp = 1,
+  kStatEntropy = 2,
+  kStatSumP2 = 3,
+  kStatTargetLogit = 4,
+  kStatNonFinite = 5,
+  kNumStats = 6,
+};
+
+// (topk_logits f32 [N,k], topk_indices i64 [N,k], hits bool [N,k] or [N,0],
+//  row_stats f32 [N,kNumStats], target_rank i64 [N] or [0])
+using TopKStatsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// order_key: a uint32 whose unsigned order is the rank order of float32 values:
+// NaN (any payload) above +inf above every finite value above -inf; -0.0 == +0.0.
+MLM_HOST_DEVICE uint32_t order_key(float x) {
+  if (x != x) return 0xFFFFFFFFu;
+  if (x == 0.0f) x = 0.0f;  // -0.0 -> +0.0
+  uint32_t u;
+#if defined(__CUDA_ARCH__)
+  u = __float_as_uint(x);
+#else
+  std::memcpy(&u, &x, sizeof(u));
+#endif
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// rank_key: order_key in the high word, the complemented class index in the low word,
+// so a larger rank_key is earlier in rank order (ties go to the lower class index).
+MLM_HOST_DEVICE uint64_t rank_key(float x, uint32_t index) {
+  return (static_cast<uint64_t>(order_key(x)) << 32) | static_cast<uint64_t>(~index);
+}
+MLM_HOST_DEVICE uint32_t rank_key_index(uint64_t key) { return ~static_cast<uint32_t>(key); }
+
+// Checks shared by every device's implementation (raise c10::Error with a clear message).
+void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels);
+
+TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                               const std::optional<at::Tensor>& label_ranges,
+                               const std::optional<at::Tensor>& labels, bool with_softmax);
+
+#ifdef MLMETRICS_WITH_CUDA
+TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                                const std::optional<at::Tensor>& label_ranges,
+                                const std::optional<at::Tensor>& labels, bool with_softmax);
+#endif
+
+// softmax_topk / topk_label_hits derived from topk_stats of any device.
+std::tuple<at::Tensor, at::Tensor> softmax_topk_from(const TopKStatsResult& stats);
+
+}  // namespace mlmetrics

@@ -1,0 +1,17 @@
+"""mlmetrics: fused softmax / top-k / label-set metrics for classifiers with big logit tensors."""
+from ._ops import (HAS_EXTENSION, TopKStats, available_backends, has_cuda_kernels, softmax_topk,
+                   topk_label_hits, topk_stats)
+from .labels import LabelSets
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HAS_EXTENSION",
+    "LabelSets",
+    "TopKStats",
+    "available_backends",
+    "has_cuda_kernels",
+    "softmax_topk",
+    "topk_label_hits",
+    "topk_stats",
+]
