@@ -15,13 +15,21 @@ PyObject* PyInit__C(void) {
 namespace mlmetrics {
 
 void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
-                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels) {
+                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels,
+                             const std::optional<at::Tensor>& class_subset) {
   TORCH_CHECK(logits.dim() == 2, "mlmetrics: logits must be 2-D [N, C], got ", logits.dim(), "-D");
   auto st = logits.scalar_type();
   TORCH_CHECK(st == at::kFloat || st == at::kHalf || st == at::kBFloat16,
               "mlmetrics: logits must be float32, float16 or bfloat16, got ", st);
-  const int64_t n = logits.size(0), c = logits.size(1);
+  const int64_t n = logits.size(0);
+  int64_t c = logits.size(1);
   TORCH_CHECK(c >= 1, "mlmetrics: logits must have at least one class");
+  if (class_subset.has_value()) {
+    TORCH_CHECK(class_subset->scalar_type() == at::kLong && class_subset->dim() == 1 && class_subset->numel() >= 1,
+                "mlmetrics: class_subset must be a non-empty 1-D int64 tensor");
+    TORCH_CHECK(class_subset->device() == logits.device(), "mlmetrics: class_subset and logits on different devices");
+    c = class_subset->numel();
+  }
   TORCH_CHECK(c < (int64_t{1} << 31), "mlmetrics: C must be < 2^31");
   TORCH_CHECK(k >= 1 && k <= c, "mlmetrics: k must be in [1, C=", c, "], got ", k);
   if (target.has_value()) {
@@ -53,19 +61,20 @@ std::tuple<at::Tensor, at::Tensor> softmax_topk_from(const TopKStatsResult& s) {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k) {
-  return softmax_topk_from(topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, true));
+  return softmax_topk_from(topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true));
 }
 
 at::Tensor topk_label_hits_cpu(const at::Tensor& logits, const at::Tensor& label_ranges, const at::Tensor& labels,
                                int64_t k) {
-  return std::get<2>(topk_stats_cpu(logits, k, std::nullopt, label_ranges, labels, false));
+  return std::get<2>(topk_stats_cpu(logits, k, std::nullopt, label_ranges, labels, std::nullopt, false));
 }
 
 }  // namespace
 
 TORCH_LIBRARY(mlmetrics, m) {
   m.def(
-      "topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, bool with_softmax) "
+      "topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, Tensor? class_subset, "
+      "bool with_softmax) "
       "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)");
   m.def("softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)");
   m.def("topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor");

@@ -53,18 +53,25 @@ MLM_HOST_DEVICE uint64_t rank_key(float x, uint32_t index) {
 }
 MLM_HOST_DEVICE uint32_t rank_key_index(uint64_t key) { return ~static_cast<uint32_t>(key); }
 
+// class_subset (optional int64 [C']): the op then sees row i as logits[i, class_subset[j]], j in [0, C'),
+// without copying the logits; every index it returns or takes (top-k, target, labels) is in [0, C').
+// The effective class count is C' (k <= C'). Entries of class_subset must be in [0, C) (checked).
+//
 // Checks shared by every device's implementation (raise c10::Error with a clear message).
 void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
-                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels);
+                             const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels,
+                             const std::optional<at::Tensor>& class_subset);
 
 TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                                const std::optional<at::Tensor>& label_ranges,
-                               const std::optional<at::Tensor>& labels, bool with_softmax);
+                               const std::optional<at::Tensor>& labels,
+                               const std::optional<at::Tensor>& class_subset, bool with_softmax);
 
 #ifdef MLMETRICS_WITH_CUDA
 TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                                 const std::optional<at::Tensor>& label_ranges,
-                                const std::optional<at::Tensor>& labels, bool with_softmax);
+                                const std::optional<at::Tensor>& labels,
+                               const std::optional<at::Tensor>& class_subset, bool with_softmax);
 #endif
 
 // softmax_topk / topk_label_hits derived from topk_stats of any device.

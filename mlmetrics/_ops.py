@@ -3,7 +3,7 @@ backend choice. Every public entry point funnels into :func:`topk_stats`.
 
 Ops (schemas live in ``csrc/ops.cpp``):
   mlmetrics::topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges,
-                        Tensor? labels, bool with_softmax)
+                        Tensor? labels, Tensor? class_subset, bool with_softmax)
       -> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)
   mlmetrics::softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)
   mlmetrics::topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor
@@ -64,7 +64,7 @@ def _triton_usable(device: torch.device) -> bool:
 if HAS_EXTENSION:
 
     @torch.library.register_fake("mlmetrics::topk_stats")
-    def _topk_stats_fake(logits, k, target, label_ranges, labels, with_softmax):
+    def _topk_stats_fake(logits, k, target, label_ranges, labels, class_subset, with_softmax):
         n = logits.shape[0]
         return (
             logits.new_empty((n, k), dtype=torch.float32),
@@ -148,7 +148,7 @@ class TopKStats(NamedTuple):
 # ---------------------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------------------
-def _check_logits(logits: torch.Tensor, k: int) -> None:
+def _check_logits(logits: torch.Tensor, k: int, num_classes: int | None = None) -> None:
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if logits.dim() != 2:
@@ -157,11 +157,22 @@ def _check_logits(logits: torch.Tensor, k: int) -> None:
         raise TypeError(f"logits must be float32, float16 or bfloat16, got {logits.dtype}")
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
-    c = logits.shape[1]
+    c = logits.shape[1] if num_classes is None else num_classes
     if c < 1:
         raise ValueError("logits must have at least one class (C >= 1)")
     if not 1 <= k <= c:
         raise ValueError(f"k must be in [1, C={c}], got k={k}")
+
+
+def _check_class_subset(class_subset, logits: torch.Tensor) -> torch.Tensor:
+    subset = torch.as_tensor(class_subset)
+    if subset.dim() != 1 or subset.numel() < 1 or subset.dtype.is_floating_point or subset.dtype == torch.bool:
+        raise ValueError("class_subset must be a non-empty 1-D integer tensor of class indices")
+    subset = subset.to(device=logits.device, dtype=torch.int64).contiguous()
+    lo, hi = int(subset.min()), int(subset.max())  # one host sync, on a tiny tensor
+    if lo < 0 or hi >= logits.shape[1]:
+        raise ValueError(f"class_subset holds {lo if lo < 0 else hi}, outside [0, C={logits.shape[1]})")
+    return subset
 
 
 def _check_target(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -176,15 +187,15 @@ def _check_target(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return target.to(torch.int64).contiguous()
 
 
-def _label_inputs(label_sets, logits: torch.Tensor):
+def _label_inputs(label_sets, logits: torch.Tensor, num_classes: int):
     from .labels import LabelSets
 
     if not isinstance(label_sets, LabelSets):
         raise TypeError(f"label_sets must be a mlmetrics.LabelSets, got {type(label_sets).__name__}")
     if len(label_sets) != logits.shape[0]:
         raise ValueError(f"label_sets holds {len(label_sets)} samples but logits has N={logits.shape[0]} rows")
-    if label_sets.num_classes != logits.shape[1]:
-        raise ValueError(f"label_sets has num_classes={label_sets.num_classes} but logits has C={logits.shape[1]}")
+    if label_sets.num_classes != num_classes:
+        raise ValueError(f"label_sets has num_classes={label_sets.num_classes} but the logits have C={num_classes} classes")
     if label_sets.device != logits.device:
         label_sets = label_sets.to(logits.device)
     return label_sets.ranges.contiguous(), label_sets.labels.contiguous()
@@ -193,14 +204,14 @@ def _label_inputs(label_sets, logits: torch.Tensor):
 # ---------------------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------------------
-def _run_extension(logits, k, target, ranges, labels, with_softmax):
-    return torch.ops.mlmetrics.topk_stats(logits, k, target, ranges, labels, with_softmax)
+def _run_extension(logits, k, target, ranges, labels, class_subset, with_softmax):
+    return torch.ops.mlmetrics.topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
 
 
-def _run_triton(logits, k, target, ranges, labels, with_softmax):
+def _run_triton(logits, k, target, ranges, labels, class_subset, with_softmax):
     from .triton import topk_stats as triton_topk_stats
 
-    return triton_topk_stats(logits, k, target, ranges, labels, with_softmax)
+    return triton_topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
 
 
 _RUNNERS: dict[str, Callable] = {
@@ -263,6 +274,7 @@ def topk_stats(
     *,
     target: torch.Tensor | None = None,
     label_sets=None,
+    class_subset: torch.Tensor | None = None,
     with_softmax: bool = True,
     backend: str = "auto",
 ) -> TopKStats:
@@ -272,15 +284,22 @@ def topk_stats(
     (a :class:`~mlmetrics.LabelSets` of N samples), per-row statistics and the rank of
     ``target`` [N] (int). ``with_softmax=False`` skips every exp (logsumexp, entropy and
     sum_p2 come back NaN): top-k, hits and ranks then cost one read of the logits.
+    ``class_subset`` [C'] (int): score only those columns (e.g. the 200 ImageNet-R classes
+    of a 1000-way model) without copying the logits; every class index in and out (top-k
+    indices, target, label sets) is then an index into ``class_subset``.
     """
-    _check_logits(logits, k)
+    if class_subset is not None:
+        _check_logits(logits, 1)
+        class_subset = _check_class_subset(class_subset, logits)
+    num_classes = logits.shape[1] if class_subset is None else class_subset.numel()
+    _check_logits(logits, k, num_classes)
     if target is not None:
         target = _check_target(target, logits)
     ranges = labels = None
     if label_sets is not None:
-        ranges, labels = _label_inputs(label_sets, logits)
+        ranges, labels = _label_inputs(label_sets, logits, num_classes)
     name = resolve_backend(backend, logits, k)
-    out = _RUNNERS[name](logits, k, target, ranges, labels, bool(with_softmax))
+    out = _RUNNERS[name](logits, k, target, ranges, labels, class_subset, bool(with_softmax))
     return TopKStats(*out)
 
 
@@ -296,7 +315,7 @@ def softmax_topk(logits: torch.Tensor, k: int, *, backend: str = "auto"):
     name = resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):
         return torch.ops.mlmetrics.softmax_topk(logits, k)
-    s = _RUNNERS[name](logits, k, None, None, None, True)
+    s = _RUNNERS[name](logits, k, None, None, None, None, True)
     st = TopKStats(*s)
     return st.topk_probs, st.topk_indices
 
@@ -308,8 +327,8 @@ def topk_label_hits(logits: torch.Tensor, label_sets, k: int, *, backend: str = 
     ReaL accuracy@k = hits[:, :k].any(1) averaged over samples with a non-empty set.
     """
     _check_logits(logits, k)
-    ranges, labels = _label_inputs(label_sets, logits)
+    ranges, labels = _label_inputs(label_sets, logits, logits.shape[1])
     name = resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):
         return torch.ops.mlmetrics.topk_label_hits(logits, ranges, labels, k)
-    return _RUNNERS[name](logits, k, None, ranges, labels, False)[2]
+    return _RUNNERS[name](logits, k, None, ranges, labels, None, False)[2]

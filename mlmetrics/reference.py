@@ -54,17 +54,21 @@ def topk_stats(
     target: torch.Tensor | None = None,
     label_ranges: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
+    class_subset: torch.Tensor | None = None,
     with_softmax: bool = True,
 ):
     """Reference for ``mlmetrics::topk_stats``.
 
     logits [N, C] float; target [N] int64 or None; label_ranges [N, 2] int64 (begin, end)
-    into labels [L] int32/int64, or None.
+    into labels [L] int32/int64, or None. class_subset [C'] int64 or None: the op then sees
+    logits[:, class_subset] and every class index (top-k, target, labels) is in [0, C').
     Returns (topk_logits f32 [N, k], topk_indices i64 [N, k], hits bool [N, k] ([N, 0]
     without label sets), row_stats f32 [N, NUM_STATS], target_rank i64 [N] ([0] without
     target; -1 where target is outside [0, C)).
     """
     x = _as_float32_numpy(logits)
+    if class_subset is not None:
+        x = x[:, class_subset.detach().cpu().numpy()]
     n, c = x.shape
     order = rank_order(x) if n else np.zeros((0, c), dtype=np.int64)
     top = order[:, :k]
