@@ -1,0 +1,347 @@
+"""Triton backend of ``mlmetrics::topk_stats`` (semantics: :mod:`mlmetrics.reference`).
+
+One program handles ``BLOCK_R`` rows (several rows for small C, one row for large C) and
+streams them in column tiles of ``BLOCK_C``:
+
+* rank order uses the same keys as ``csrc/topk_stats.h``. Triton has no convenient unsigned
+  64-bit compares, so the keys here are the C++ keys with the sign bit flipped, which makes a
+  *signed* compare give the same order:
+    - ``order_key(x)``: int32; C++ ``order_key(x) ^ 0x80000000``. NaN (any payload) ->
+      0x7FFFFFFF, -0.0 -> +0.0, negative floats have their 31 low bits flipped.
+    - ``rank_key(ok, idx)``: int64; ``ok`` in the high word, ``~idx`` (as uint32) in the low
+      word, i.e. C++ ``rank_key ^ (1 << 63)``. Larger key = earlier in rank order.
+* a running top-k of rank keys lives in registers (``KP = next_pow2(k)`` slots per row, unsorted);
+  its minimum is the admission threshold. A tile whose max order key cannot beat the
+  threshold costs one int32 max reduction; otherwise the tile's keys are extracted by
+  repeated max (at most k rounds, usually 0-2 after the first tile).
+* the tile's max order key also gives the tile's max float (for online softmax) and,
+  over the row, the non-finite flag (max key is NaN / +inf, or is -inf).
+* online softmax statistics: m (running max), s = sum e^(x-m), u = sum e^(x-m)(x-m),
+  q = sum e^(2(x-m)); rescaled per tile. lse = m + log s, entropy = log s - u/s,
+  sum_p2 = q / s^2.
+* target rank = number of keys greater than the target's key (target logit loaded first).
+* hits: every top-k slot's class index is compared against the row's CSR label slice.
+
+No N x C intermediate is written. For k > ``MAX_FUSED_K`` a slower path runs the fused
+kernel for the row statistics and takes the top-k of the rank keys with ``torch.topk``
+(this path does materialise an N x C int64 key tensor).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+NUM_STATS = 6
+MAX_FUSED_K = 128
+
+_INT32_MAX = 2147483647
+_INT32_MIN: tl.constexpr = tl.constexpr(-2147483648)
+_KEY_POSINF: tl.constexpr = tl.constexpr(0x7F800000)  # order_key(+inf)
+_KEY_NEGINF: tl.constexpr = tl.constexpr(-2139095041)  # order_key(-inf) = 0xFF800000 ^ 0x7FFFFFFF
+
+
+@triton.jit
+def order_key(x):
+    """float32 -> int32 whose signed order is the rank order of the values (see module doc)."""
+    x = tl.where(x == 0.0, 0.0, x)  # -0.0 -> +0.0 (NaN compares false and stays)
+    b = x.to(tl.int32, bitcast=True)
+    k = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
+    return tl.where(x != x, 0x7FFFFFFF, k)
+
+
+@triton.jit
+def order_key_value(k):
+    """Inverse of order_key (NaN keys give a NaN, -0.0 comes back as +0.0)."""
+    b = tl.where(k < 0, k ^ 0x7FFFFFFF, k)
+    return b.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def rank_key(ok, idx):
+    """int32 order key, int class index -> int64 key; larger = earlier (ties: lower index)."""
+    low = tl.full([], 0xFFFFFFFF, tl.int64) - idx.to(tl.int64)  # ~idx as uint32
+    return (ok.to(tl.int64) << 32) | low
+
+
+@triton.jit
+def rank_key_index(key):
+    return tl.full([], 0xFFFFFFFF, tl.int64) - (key & tl.full([], 0xFFFFFFFF, tl.int64))
+
+
+@triton.jit
+def _topk_stats_kernel(
+    x_ptr, stride_r, stride_c, N, C,
+    subset_ptr, target_ptr, ranges_ptr, labels_ptr, L,
+    out_vals_ptr, out_idx_ptr, out_hits_ptr, out_stats_ptr, out_rank_ptr,
+    K: tl.constexpr, KP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_LABELS: tl.constexpr,
+    WITH_SOFTMAX: tl.constexpr,
+):
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    KEY_MAX: tl.constexpr = 9223372036854775807
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = rows < N
+    row_off = rows * stride_r  # int64 [R]
+    slots = tl.arange(0, KP)
+
+    # ---- target: load its logit first, then count keys above its key while streaming
+    if HAS_TARGET:
+        t = tl.load(target_ptr + rows, mask=rmask, other=-1)
+        tvalid = rmask & (t >= 0) & (t < C)
+        t_safe = tl.where(tvalid, t, 0)
+        if HAS_SUBSET:
+            t_col = tl.load(subset_ptr + t_safe, mask=tvalid, other=0)
+        else:
+            t_col = t_safe
+        xt = tl.load(x_ptr + row_off + t_col * stride_c, mask=tvalid, other=float("nan")).to(tl.float32)
+        xt = tl.where(tvalid, xt, float("nan"))
+        t_ok = order_key(xt)
+        t_idx = t_safe.to(tl.int32)
+        cnt = tl.zeros([BLOCK_R], dtype=tl.int32)
+
+    # ---- running top-k buffer: unique padding keys so that exactly one slot is the minimum
+    pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
+    pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
+    buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
+    thr = tl.min(buf, 1)
+    row_max_ok = tl.full([BLOCK_R], _INT32_MIN, tl.int32)
+
+    if WITH_SOFTMAX:
+        m_run = tl.full([BLOCK_R], float("-inf"), tl.float32)
+        s_run = tl.zeros([BLOCK_R], dtype=tl.float32)
+        u_run = tl.zeros([BLOCK_R], dtype=tl.float32)
+        q_run = tl.zeros([BLOCK_R], dtype=tl.float32)
+
+    for start in range(0, C, BLOCK_C):
+        cols = start + tl.arange(0, BLOCK_C)
+        cmask = cols < C
+        if HAS_SUBSET:
+            src = tl.load(subset_ptr + cols, mask=cmask, other=0)
+        else:
+            src = cols.to(tl.int64)
+        m2 = rmask[:, None] & cmask[None, :]
+        x = tl.load(x_ptr + row_off[:, None] + src[None, :] * stride_c, mask=m2,
+                    other=float("-inf")).to(tl.float32)
+        ok = tl.where(m2, order_key(x), _INT32_MIN)
+        t_max_ok = tl.max(ok, 1)
+        row_max_ok = tl.maximum(row_max_ok, t_max_ok)
+
+        if HAS_TARGET:
+            above = (ok > t_ok[:, None]) | ((ok == t_ok[:, None]) & (cols[None, :] < t_idx[:, None]))
+            cnt += tl.sum((above & m2).to(tl.int32), 1)
+
+        if WITH_SOFTMAX:
+            mt = order_key_value(t_max_ok)
+            m_new = tl.maximum(m_run, mt)
+            ms = tl.where(m_new == float("-inf"), 0.0, m_new)
+            a = tl.exp(m_run - ms)
+            d = x - ms[:, None]
+            e = tl.exp(d)
+            ed = tl.where(e > 0.0, e * d, 0.0)
+            dm = tl.where(s_run > 0.0, s_run * (m_run - ms), 0.0)
+            u_run = a * (u_run + dm) + tl.sum(ed, 1)
+            s_run = s_run * a + tl.sum(e, 1)
+            q_run = q_run * a * a + tl.sum(e * e, 1)
+            m_run = m_new
+
+        if True:
+            # can any key of the tile beat the row's current k-th best? (>=: ties on the value
+            # are settled by the index in the exact 64-bit test below)
+            need = rmask & (t_max_ok >= (thr >> 32).to(tl.int32))
+            if tl.max(need.to(tl.int32), 0) > 0:
+                keys = tl.where(m2, rank_key(ok, cols[None, :]), KEY_MIN)
+                km = tl.max(keys, 1)
+                go = km > thr
+                n_go = tl.sum(go.to(tl.int32), 0)
+                while n_go > 0:
+                    buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
+                    keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
+                    thr = tl.min(buf, 1)
+                    km = tl.max(keys, 1)
+                    go = km > thr
+                    n_go = tl.sum(go.to(tl.int32), 0)
+
+    # ---- row statistics
+    nonfinite = (row_max_ok >= _KEY_POSINF) | (row_max_ok == _KEY_NEGINF)
+    sbase = out_stats_ptr + rows * 6
+    if WITH_SOFTMAX:
+        log_s = tl.log(s_run)
+        lse = tl.where(nonfinite, float("nan"), m_run + log_s)
+        ent = tl.where(nonfinite, float("nan"), log_s - u_run / s_run)
+        sp2 = tl.where(nonfinite, float("nan"), q_run / (s_run * s_run))
+    else:
+        lse = tl.full([BLOCK_R], float("nan"), tl.float32)
+        ent = lse
+        sp2 = lse
+    tl.store(sbase + 1, lse, mask=rmask)
+    tl.store(sbase + 2, ent, mask=rmask)
+    tl.store(sbase + 3, sp2, mask=rmask)
+    tl.store(sbase + 5, nonfinite.to(tl.float32), mask=rmask)
+    if HAS_TARGET:
+        tl.store(sbase + 4, xt, mask=rmask)
+        tl.store(out_rank_ptr + rows, tl.where(tvalid, cnt.to(tl.int64), -1), mask=rmask)
+    else:
+        tl.store(sbase + 4, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
+
+    if True:
+        buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
+        buf_idx = rank_key_index(buf)
+        if HAS_LABELS:
+            b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
+            e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
+            b = tl.minimum(tl.maximum(b, 0), L)
+            e_ = tl.minimum(tl.maximum(e_, b), L)
+            n_lab = e_ - b
+            max_lab = tl.max(n_lab, 0)
+            hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
+            for j in range(0, max_lab):
+                lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
+                lv = tl.where(j < n_lab, lv, -1)
+                hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
+        obase = rows * K
+        for j in range(0, K):
+            km = tl.max(buf, 1)
+            sel = buf == km[:, None]
+            buf = tl.where(sel, KEY_MIN, buf)
+            idx = rank_key_index(km)
+            if HAS_SUBSET:
+                col = tl.load(subset_ptr + idx, mask=rmask, other=0)
+            else:
+                col = idx
+            v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
+            tl.store(out_vals_ptr + obase + j, v, mask=rmask)
+            tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
+            if HAS_LABELS:
+                h = tl.max(tl.where(sel, hit, 0), 1)
+                tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
+            if j == 0:
+                tl.store(sbase + 0, v, mask=rmask)
+
+
+@triton.jit
+def _hits_kernel(idx_ptr, ranges_ptr, labels_ptr, L, out_ptr, K, BLOCK_K: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    b = tl.load(ranges_ptr + row * 2)
+    e = tl.load(ranges_ptr + row * 2 + 1)
+    b = tl.minimum(tl.maximum(b, 0), L)
+    e = tl.minimum(tl.maximum(e, b), L)
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        km = offs < K
+        idx = tl.load(idx_ptr + row * K + offs, mask=km, other=-1)
+        hit = tl.zeros([BLOCK_K], dtype=tl.int32)
+        for j in range(b, e):
+            lv = tl.load(labels_ptr + j).to(tl.int64)
+            hit = hit | (idx == lv).to(tl.int32)
+        tl.store(out_ptr + row * K + offs, hit.to(tl.int8), mask=km)
+
+
+def _torch_order_key(x32: torch.Tensor) -> torch.Tensor:
+    """int32 order key in torch (the same map as the Triton ``order_key``)."""
+    x32 = torch.where(x32 == 0, torch.zeros((), dtype=x32.dtype, device=x32.device), x32)
+    b = x32.view(torch.int32)
+    k = torch.where(b < 0, b ^ 0x7FFFFFFF, b)
+    return torch.where(torch.isnan(x32), torch.full_like(k, _INT32_MAX), k)
+
+
+def _config(n: int, c: int, k: int, elem_size: int):
+    """(BLOCK_R, BLOCK_C, num_warps)."""
+    max_tile = 4096 if elem_size <= 2 else 2048
+    block_c = min(triton.next_power_of_2(c), max_tile)
+    block_c = max(block_c, 16)
+    block_r = max(1, min(max_tile // block_c, triton.next_power_of_2(max(n, 1))))
+    # keep the register top-k buffer modest
+    kp = triton.next_power_of_2(k)
+    while block_r > 1 and block_r * kp > 4096:
+        block_r //= 2
+    tile = block_r * block_c
+    num_warps = 8 if tile >= 4096 else 4
+    return block_r, block_c, num_warps
+
+
+def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_subset=None,
+               with_softmax=True, *, block_c=None, block_r=None, num_warps=None):
+    """Triton ``topk_stats``; returns (topk_logits, topk_indices, hits, row_stats, target_rank).
+
+    ``block_c``/``block_r``/``num_warps`` override the launch configuration (tests use a small
+    ``block_c`` to get several column tiles at small C).
+    """
+    if logits.dim() != 2:
+        raise ValueError("logits must be [N, C]")
+    if logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"unsupported logits dtype {logits.dtype}")
+    dev = logits.device
+    n = logits.shape[0]
+    c = int(class_subset.numel()) if class_subset is not None else logits.shape[1]
+    k = int(k)
+    if not 1 <= k <= c:
+        raise ValueError(f"k must be in [1, C={c}], got {k}")
+    has_labels = label_ranges is not None
+    vals = torch.empty((n, k), dtype=torch.float32, device=dev)
+    idx = torch.empty((n, k), dtype=torch.int64, device=dev)
+    hits = torch.empty((n, k if has_labels else 0), dtype=torch.bool, device=dev)
+    stats = torch.empty((n, NUM_STATS), dtype=torch.float32, device=dev)
+    rank = torch.empty((n if target is not None else 0,), dtype=torch.int64, device=dev)
+    if n == 0:
+        return vals, idx, hits, stats, rank
+
+    subset = class_subset.to(device=dev, dtype=torch.int64).contiguous() if class_subset is not None else None
+    tgt = target.to(device=dev, dtype=torch.int64).contiguous() if target is not None else None
+    if has_labels:
+        if labels is None:
+            raise ValueError("label_ranges needs labels")
+        rng = label_ranges.to(device=dev, dtype=torch.int64).contiguous()
+        lab = labels.to(device=dev).contiguous()
+        if lab.dtype not in (torch.int32, torch.int64):
+            lab = lab.to(torch.int64)
+        n_lab = lab.numel()
+        if n_lab == 0:
+            lab = torch.zeros(1, dtype=torch.int64, device=dev)
+    else:
+        rng = lab = None
+        n_lab = 0
+
+    fused = k <= MAX_FUSED_K
+    kk = k if fused else 1
+    br, bc, nw = _config(n, c, kk, logits.element_size())
+    if block_c is not None:
+        bc = int(block_c)
+    if block_r is not None:
+        br = int(block_r)
+    if num_warps is not None:
+        nw = int(num_warps)
+    if not fused:
+        vals1 = torch.empty((n, 1), dtype=torch.float32, device=dev)
+        idx1 = torch.empty((n, 1), dtype=torch.int64, device=dev)
+    dummy = stats  # any tensor; never dereferenced when the matching flag is off
+    grid = (triton.cdiv(n, br),)
+    _topk_stats_kernel[grid](
+        logits, logits.stride(0), logits.stride(1), n, c,
+        subset if subset is not None else dummy,
+        tgt if tgt is not None else dummy,
+        rng if (fused and has_labels) else dummy,
+        lab if (fused and has_labels) else dummy, n_lab,
+        vals if fused else vals1, idx if fused else idx1, hits.view(torch.int8) if (fused and has_labels) else dummy, stats,
+        rank if tgt is not None else dummy,
+        K=kk, KP=triton.next_power_of_2(kk), BLOCK_R=br, BLOCK_C=bc,
+        HAS_SUBSET=subset is not None, HAS_TARGET=tgt is not None,
+        HAS_LABELS=fused and has_labels, WITH_SOFTMAX=bool(with_softmax),
+        num_warps=nw,
+    )
+    if fused:
+        return vals, idx, hits, stats, rank
+
+    # ---- large k: top-k of the 64-bit rank keys with torch (materialises N x C keys)
+    x32 = logits if subset is None else logits.index_select(1, subset)
+    x32 = x32.to(torch.float32)
+    ok = _torch_order_key(x32).to(torch.int64)
+    low = 0xFFFFFFFF - torch.arange(c, device=dev, dtype=torch.int64)
+    keys = (ok << 32) | low
+    top = torch.topk(keys, k, dim=1, largest=True, sorted=True).values
+    idx = 0xFFFFFFFF - (top & 0xFFFFFFFF)
+    vals = torch.gather(x32, 1, idx)
+    if has_labels:
+        _hits_kernel[(n,)](idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
+    return vals, idx, hits, stats, rank
