@@ -2,10 +2,13 @@
 from ._ops import (HAS_EXTENSION, TopKStats, available_backends, has_cuda_kernels, softmax_topk,
                    topk_label_hits, topk_stats)
 from .labels import LabelSets
+from . import functional, metrics  # noqa: E402  (metrics API)
+from .metrics import ClassificationMetrics
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassificationMetrics",
     "HAS_EXTENSION",
     "LabelSets",
     "TopKStats",

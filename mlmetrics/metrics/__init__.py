@@ -1,0 +1,35 @@
+"""Stateful metrics: :class:`ClassificationMetrics` (every metric from one ``topk_stats`` call per
+batch) and one-number subclasses; :class:`TorchMetricsAdapter` (lazy: needs torchmetrics).
+
+``ClassificationMetrics.compute()`` keys (present when their inputs were seen):
+
+* always: ``num_samples`` (rows seen, deduped); ``nonfinite_rows`` (with ``nonfinite="ignore"``)
+* with targets: ``num_targets``; ``top{k}`` for k in topk; ``macro_accuracy``;
+  ``per_class_accuracy`` (tensor [C], NaN for absent classes); ``nll`` (= cross-entropy);
+  ``brier``; ``ece``; ``mce``; ``confidence`` (mean max softmax prob); ``ece_bin_edges`` [B+1],
+  ``ece_bin_count`` / ``ece_bin_accuracy`` / ``ece_bin_confidence`` [B+1] (reliability diagram;
+  last entry = rows with max prob exactly 1.0, torchmetrics' convention)
+* always (group "ood"): ``mean_max_logit``, ``mean_max_prob``, ``mean_energy`` (= -mean
+  logsumexp), ``mean_entropy``
+* with label_sets: ``num_labeled`` (non-empty sets), ``empty_label_sets``; ``real_top{k}``;
+  ``precision@{k}``, ``recall@{k}``, ``subset_accuracy@{k}``, ``hamming_loss@{k}``;
+  ``variable_topk_strict``, ``variable_topk_fractional``, ``variable_topk_truncated``;
+  ``subgroup_accuracy``, ``subgroup_accuracy_fractional``, ``subgroup_count`` ({label count:
+  value}); ``asma``, ``asma_fractional``; ``label_count_histogram`` (tensor, of the rows
+  seen); ``multilabel_proportion``; ``mean_label_count``
+"""
+from .classification import (ASMA, NLL, BrierScore, ClassificationMetrics, ExpectedCalibrationError,
+                             MacroAccuracy, RealAccuracy, TopKAccuracy, VariableTopKAccuracy)
+
+__all__ = [
+    "ASMA", "BrierScore", "ClassificationMetrics", "ExpectedCalibrationError", "MacroAccuracy", "NLL",
+    "RealAccuracy", "TopKAccuracy", "TorchMetricsAdapter", "VariableTopKAccuracy",
+]
+
+
+def __getattr__(name):
+    if name == "TorchMetricsAdapter":
+        from .torchmetrics_adapter import TorchMetricsAdapter
+
+        return TorchMetricsAdapter
+    raise AttributeError(name)
