@@ -80,6 +80,8 @@ def _topk_stats_kernel(
 ):
     KEY_MIN: tl.constexpr = -9223372036854775808
     KEY_MAX: tl.constexpr = 9223372036854775807
+    LOG2E: tl.constexpr = 1.4426950408889634
+    LN2: tl.constexpr = 0.6931471805599453
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = rows < N
@@ -99,7 +101,7 @@ def _topk_stats_kernel(
         xt = tl.where(tvalid, xt, float("nan"))
         t_ok = order_key(xt)
         t_idx = t_safe.to(tl.int32)
-        cnt = tl.zeros([BLOCK_R], dtype=tl.int32)
+        cnt_lane = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
 
     # ---- running top-k buffer: unique padding keys so that exactly one slot is the minimum
     pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
@@ -129,47 +131,49 @@ def _topk_stats_kernel(
         row_max_ok = tl.maximum(row_max_ok, t_max_ok)
 
         if HAS_TARGET:
-            above = (ok > t_ok[:, None]) | ((ok == t_ok[:, None]) & (cols[None, :] < t_idx[:, None]))
-            cnt += tl.sum((above & m2).to(tl.int32), 1)
+            # key(j) > key(t)  <=>  ok_j > ok_t, or ok_j == ok_t and j < t.  ok_t >= order_key(-inf)
+            # so ok_t - 1 cannot overflow; masked columns (INT32_MIN) never count.
+            t_thr = t_ok[:, None] - (cols[None, :] < t_idx[:, None]).to(tl.int32)
+            cnt_lane += (ok > t_thr).to(tl.int32)
 
         if WITH_SOFTMAX:
-            mt = order_key_value(t_max_ok)
+            # online softmax in base 2: m_run, d are in log2 units (x * log2(e)); u_run too.
+            mt = order_key_value(t_max_ok) * LOG2E
             m_new = tl.maximum(m_run, mt)
             ms = tl.where(m_new == float("-inf"), 0.0, m_new)
-            a = tl.exp(m_run - ms)
-            d = x - ms[:, None]
-            e = tl.exp(d)
-            ed = tl.where(e > 0.0, e * d, 0.0)
+            a = tl.exp2(m_run - ms)
+            # clamp: e underflows to 0 anyway and e * d stays 0 for -inf (no 0 * -inf = NaN)
+            d = tl.maximum(x * LOG2E - ms[:, None], -256.0)
+            e = tl.exp2(d)
             dm = tl.where(s_run > 0.0, s_run * (m_run - ms), 0.0)
-            u_run = a * (u_run + dm) + tl.sum(ed, 1)
+            u_run = a * (u_run + dm) + tl.sum(e * d, 1)
             s_run = s_run * a + tl.sum(e, 1)
             q_run = q_run * a * a + tl.sum(e * e, 1)
             m_run = m_new
 
-        if True:
-            # can any key of the tile beat the row's current k-th best? (>=: ties on the value
-            # are settled by the index in the exact 64-bit test below)
-            need = rmask & (t_max_ok >= (thr >> 32).to(tl.int32))
-            if tl.max(need.to(tl.int32), 0) > 0:
-                keys = tl.where(m2, rank_key(ok, cols[None, :]), KEY_MIN)
+        # can any key of the tile beat the row's current k-th best? (>=: ties on the value
+        # are settled by the index in the exact 64-bit test below)
+        need = rmask & (t_max_ok >= (thr >> 32).to(tl.int32))
+        if tl.max(need.to(tl.int32), 0) > 0:
+            keys = tl.where(m2, rank_key(ok, cols[None, :]), KEY_MIN)
+            km = tl.max(keys, 1)
+            go = km > thr
+            n_go = tl.sum(go.to(tl.int32), 0)
+            while n_go > 0:
+                buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
+                keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
+                thr = tl.min(buf, 1)
                 km = tl.max(keys, 1)
                 go = km > thr
                 n_go = tl.sum(go.to(tl.int32), 0)
-                while n_go > 0:
-                    buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
-                    keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
-                    thr = tl.min(buf, 1)
-                    km = tl.max(keys, 1)
-                    go = km > thr
-                    n_go = tl.sum(go.to(tl.int32), 0)
 
     # ---- row statistics
     nonfinite = (row_max_ok >= _KEY_POSINF) | (row_max_ok == _KEY_NEGINF)
     sbase = out_stats_ptr + rows * 6
     if WITH_SOFTMAX:
-        log_s = tl.log(s_run)
-        lse = tl.where(nonfinite, float("nan"), m_run + log_s)
-        ent = tl.where(nonfinite, float("nan"), log_s - u_run / s_run)
+        log2_s = tl.log2(s_run)
+        lse = tl.where(nonfinite, float("nan"), (m_run + log2_s) * LN2)
+        ent = tl.where(nonfinite, float("nan"), (log2_s - u_run / s_run) * LN2)
         sp2 = tl.where(nonfinite, float("nan"), q_run / (s_run * s_run))
     else:
         lse = tl.full([BLOCK_R], float("nan"), tl.float32)
@@ -181,43 +185,43 @@ def _topk_stats_kernel(
     tl.store(sbase + 5, nonfinite.to(tl.float32), mask=rmask)
     if HAS_TARGET:
         tl.store(sbase + 4, xt, mask=rmask)
+        cnt = tl.sum(cnt_lane, 1)
         tl.store(out_rank_ptr + rows, tl.where(tvalid, cnt.to(tl.int64), -1), mask=rmask)
     else:
         tl.store(sbase + 4, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
 
-    if True:
-        buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
-        buf_idx = rank_key_index(buf)
+    buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
+    buf_idx = rank_key_index(buf)
+    if HAS_LABELS:
+        b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
+        e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
+        b = tl.minimum(tl.maximum(b, 0), L)
+        e_ = tl.minimum(tl.maximum(e_, b), L)
+        n_lab = e_ - b
+        max_lab = tl.max(n_lab, 0)
+        hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
+        for j in range(0, max_lab):
+            lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
+            lv = tl.where(j < n_lab, lv, -1)
+            hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
+    obase = rows * K
+    for j in range(0, K):
+        km = tl.max(buf, 1)
+        sel = buf == km[:, None]
+        buf = tl.where(sel, KEY_MIN, buf)
+        idx = rank_key_index(km)
+        if HAS_SUBSET:
+            col = tl.load(subset_ptr + idx, mask=rmask, other=0)
+        else:
+            col = idx
+        v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
+        tl.store(out_vals_ptr + obase + j, v, mask=rmask)
+        tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
         if HAS_LABELS:
-            b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
-            e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
-            b = tl.minimum(tl.maximum(b, 0), L)
-            e_ = tl.minimum(tl.maximum(e_, b), L)
-            n_lab = e_ - b
-            max_lab = tl.max(n_lab, 0)
-            hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
-            for j in range(0, max_lab):
-                lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
-                lv = tl.where(j < n_lab, lv, -1)
-                hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
-        obase = rows * K
-        for j in range(0, K):
-            km = tl.max(buf, 1)
-            sel = buf == km[:, None]
-            buf = tl.where(sel, KEY_MIN, buf)
-            idx = rank_key_index(km)
-            if HAS_SUBSET:
-                col = tl.load(subset_ptr + idx, mask=rmask, other=0)
-            else:
-                col = idx
-            v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
-            tl.store(out_vals_ptr + obase + j, v, mask=rmask)
-            tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
-            if HAS_LABELS:
-                h = tl.max(tl.where(sel, hit, 0), 1)
-                tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
-            if j == 0:
-                tl.store(sbase + 0, v, mask=rmask)
+            h = tl.max(tl.where(sel, hit, 0), 1)
+            tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
+        if j == 0:
+            tl.store(sbase + 0, v, mask=rmask)
 
 
 @triton.jit

@@ -1,0 +1,147 @@
+"""GPU check + benchmark of the Triton topk_stats (run on a CUDA machine, no interpreter).
+
+    PYTHONUNBUFFERED=1 python -m mlmetrics.triton.bench_topk_stats [--quick] [--no-check]
+
+Prints, per shape, the kernel time, the logits bandwidth (bytes of logits read / time) and
+``torch.softmax(x, -1).topk(k)`` in the same process for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+
+warnings.simplefilter("ignore")
+
+from mlmetrics import reference  # noqa: E402
+from mlmetrics.triton.topk_stats import _torch_order_key, topk_stats  # noqa: E402
+
+
+def fast_oracle_topk(x, k):
+    """Exact rank-order top-k via torch.topk on 64-bit keys (GPU; ties -> lower index)."""
+    x32 = x.float()
+    ok = _torch_order_key(x32).to(torch.int64)
+    low = 0xFFFFFFFF - torch.arange(x.shape[1], device=x.device, dtype=torch.int64)
+    top = torch.topk((ok << 32) | low, k, dim=1).values
+    return 0xFFFFFFFF - (top & 0xFFFFFFFF)
+
+
+def check():
+    dev = "cuda"
+    g = torch.Generator(device="cpu").manual_seed(0)
+    bad = 0
+    cases = [(257, 1000, 5, torch.float32), (64, 21841, 5, torch.float16), (33, 100, 100, torch.bfloat16),
+             (300, 10, 3, torch.float32), (8, 131072, 5, torch.bfloat16), (17, 1000, 1000, torch.float32),
+             (50, 3000, 64, torch.float16)]
+    for n, c, k, dt in cases:
+        x = torch.randn(n, c, generator=g).to(dt)
+        x[0, 5] = float("nan")
+        x[1] = float("-inf")
+        x[2, 3] = float("inf")
+        x[3, : c // 2] = float("-inf")
+        x[4] = 0.0
+        x[4, ::2] = -0.0
+        x[5] = x[5].round()
+        tgt = torch.randint(-2, c + 2, (n,), generator=g)
+        sizes = torch.randint(0, 4, (n,), generator=g)
+        off = torch.zeros(n + 1, dtype=torch.int64)
+        off[1:] = sizes.cumsum(0)
+        lab = torch.randint(0, c, (int(off[-1]),), generator=g, dtype=torch.int64).to(torch.int32)
+        rng = torch.stack([off[:-1], off[1:]], 1)
+        sub = None
+        if c == 1000 and k == 5:
+            sub = torch.randperm(c, generator=g)[:200]
+            lab = lab % 200
+            tgt = tgt % 200
+        ref = reference.topk_stats(x, k, tgt, rng, lab, sub, True)
+        for xs in (x.to(dev), x.to(dev).t().contiguous().t()):
+            out = topk_stats(xs, k, tgt.to(dev), rng.to(dev), lab.to(dev), None if sub is None else sub.to(dev), True)
+            out = [o.cpu() for o in out]
+            ok = (torch.equal(out[1], ref[1]) and torch.equal(out[2], ref[2]) and torch.equal(out[4], ref[4])
+                  and torch.allclose(out[0], ref[0], rtol=0, atol=0, equal_nan=True))
+            ok = ok and torch.allclose(out[3], ref[3], rtol=1e-4, atol=1e-4, equal_nan=True)
+            print(f"check n={n} c={c} k={k} {dt} strides={tuple(xs.stride())}: {'OK' if ok else 'MISMATCH'}")
+            if not ok:
+                bad += 1
+                d = (out[3] - ref[3]).abs().nan_to_num(0).max()
+                print("   idx eq", torch.equal(out[1], ref[1]), "hits", torch.equal(out[2], ref[2]),
+                      "rank", torch.equal(out[4], ref[4]), "stats maxdiff", float(d))
+    # large shape: indices vs the fast torch oracle
+    for n, c, dt in ((4096, 131072, torch.bfloat16), (65536, 1000, torch.float32)):
+        x = torch.randn(n, c, device=dev, dtype=dt)
+        out = topk_stats(x, 5, None, None, None, None, True)
+        ok = torch.equal(out[1], fast_oracle_topk(x, 5))
+        lse = torch.logsumexp(x.float(), 1)
+        ok = ok and torch.allclose(out[3][:, 1], lse, rtol=1e-5, atol=1e-4)
+        print(f"check big n={n} c={c} {dt}: {'OK' if ok else 'MISMATCH'}")
+        bad += not ok
+    return bad
+
+
+def bench(quick=False):
+    from triton.testing import do_bench
+
+    dev = "cuda"
+    shapes = [(65536, 1000, torch.float32), (4096, 131072, torch.bfloat16)]
+    if not quick:
+        shapes += [(4096, 21841, torch.float16), (65536, 100, torch.float32), (65536, 10, torch.float32),
+                   (1024, 262144, torch.bfloat16)]
+    for n, c, dt in shapes:
+        x = torch.randn(n, c, device=dev, dtype=dt)
+        nbytes = x.numel() * x.element_size()
+        tgt = torch.randint(0, c, (n,), device=dev)
+        variants = [("k=5 softmax", dict(k=5)), ("k=5 softmax+target", dict(k=5, target=tgt)),
+                    ("k=5 no-softmax", dict(k=5, with_softmax=False))]
+        if not quick:
+            variants.append(("k=100 softmax", dict(k=min(100, c))))
+        for name, kw in variants:
+            k = kw.pop("k")
+            ws = kw.pop("with_softmax", True)
+            t = kw.get("target")
+            ms = do_bench(lambda: topk_stats(x, k, t, None, None, None, ws), warmup=10, rep=50)
+            print(f"{n}x{c} {str(dt)[6:]} {name}: {ms:.3f} ms  {nbytes / ms / 1e6:.0f} GB/s")
+        ms = do_bench(lambda: torch.softmax(x, -1).topk(5), warmup=10, rep=50)
+        print(f"{n}x{c} {str(dt)[6:]} torch softmax+topk(5): {ms:.3f} ms  {nbytes / ms / 1e6:.0f} GB/s")
+        del x
+
+
+def sweep():
+    from triton.testing import do_bench
+
+    cfgs = {
+        (65536, 1000, torch.float32): [(1, 1024, 1), (2, 512, 1), (4, 256, 1), (8, 128, 1), (1, 1024, 2),
+                                      (4, 256, 2), (8, 256, 2), (16, 128, 4), (8, 128, 2), (2, 1024, 4)],
+        (4096, 131072, torch.bfloat16): [(1, 512, 1), (1, 1024, 1), (1, 2048, 1), (1, 2048, 2), (1, 4096, 4),
+                                        (2, 1024, 2), (1, 4096, 2), (1, 8192, 4)],
+    }
+    for (n, c, dt), cl in cfgs.items():
+        x = torch.randn(n, c, device="cuda", dtype=dt)
+        tgt = torch.randint(0, c, (n,), device="cuda")
+        nbytes = x.numel() * x.element_size()
+        for br, bc, nw in cl:
+            res = []
+            for t in (None, tgt):
+                ms = do_bench(lambda: topk_stats(x, 5, t, None, None, None, True, block_r=br, block_c=bc,
+                                                 num_warps=nw), warmup=5, rep=30)
+                res.append(f"{ms:.3f} ms {nbytes / ms / 1e6:.0f} GB/s")
+            print(f"sweep {n}x{c} R={br} BC={bc} nw={nw}: " + " | +target: ".join(res))
+        del x
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-check", action="store_true")
+    p.add_argument("--sweep", action="store_true")
+    a = p.parse_args()
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    import triton
+
+    print("triton", triton.__version__)
+    if not a.no_check:
+        print("mismatches:", check())
+    if a.sweep:
+        sweep()
+    else:
+        bench(a.quick)
