@@ -81,7 +81,7 @@ def _sklearn(x, t, c):
 
 
 def _torch_manual(x, t, c):
-    lse = x.float().logsumexp(1) if x.dtype != torch.float32 else x.logsumexp(1)
+    lse = x.logsumexp(1).float()  # bf16: in the input dtype, no fp32 copy of x
     v, i = x.topk(5)
     conf = torch.exp(v[:, 0].float() - lse)
     correct1 = i[:, 0] == t
@@ -113,11 +113,11 @@ def test_classification_metrics(benchmark, device, shape, impl):
             pytest.skip("mlmetrics.metrics.ClassificationMetrics not implemented yet")
         backend = mlmetrics._ops.resolve_backend("auto", x, 5)
         res = bu.run(benchmark, lambda: _ours(x, t, c), role="ours", backend=backend, **common)
-        _check(res, _torch_manual(x, t, c))
+        _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "torchmetrics":
         pytest.importorskip("torchmetrics")
         res = bu.run(benchmark, lambda: _torchmetrics(x, t, c), role="peer", **common)
-        _check(res, _torch_manual(x, t, c))
+        _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "sklearn":
         pytest.importorskip("sklearn")
         if device != "cpu":
@@ -125,7 +125,7 @@ def test_classification_metrics(benchmark, device, shape, impl):
         if n * c > SKLEARN_MAX_ELEMS:
             pytest.skip(f"sklearn at N*C={n * c:.2g} takes minutes (argsort of every row)")
         res = bu.run(benchmark, lambda: _sklearn(x, t, c), role="peer", **common)
-        _check(res, _torch_manual(x, t, c))
+        _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "torch-fused-manual":
         bu.run(benchmark, lambda: _torch_manual(x, t, c), role="peer", **common)
     elif impl == "torch-amax":
@@ -147,7 +147,7 @@ def _find(res, *names):
     return None
 
 
-def _check(res, expected):
+def _check(res, expected, loose=False):
     """Sanity (outside timing): the impl's numbers agree with the pure-torch ones."""
     for key, names, tol in (("top1", ("top1", "acc1", "accuracy1", "top1acc", "top1accuracy"), 1e-4),
                             ("top5", ("top5", "acc5", "accuracy5", "top5acc", "top5accuracy"), 1e-4),
@@ -159,4 +159,6 @@ def _check(res, expected):
         exp = expected[key]
         if key.startswith("top") and got > 1.5:  # percent
             got /= 100
+        if loose:  # bf16: ties and bf16 logsumexp in the pure-torch numbers
+            tol = max(tol, 2e-2)
         assert abs(got - exp) <= tol * max(1.0, abs(exp)), (key, got, exp)
