@@ -31,7 +31,7 @@ def _check_target(logits: torch.Tensor, target, num_classes: int) -> torch.Tenso
 
 
 def _run(logits, target=None, label_sets=None, *, topk=(1,), ece_bins=15, include=None, class_subset=None,
-         nonfinite="error", max_label_k=None, backend="auto") -> dict:
+         nonfinite="error", max_label_k=None, subgroup_cap=None, backend="auto") -> dict:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise ValueError(f"logits must be a 2-D [N, C] tensor, got "
                          f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
@@ -48,7 +48,8 @@ def _run(logits, target=None, label_sets=None, *, topk=(1,), ece_bins=15, includ
         sizes = label_sets.sizes()
         kw["max_label_k"] = max_label_k or max(int(sizes.max()) if sizes.numel() else 1, 1)
     m = ClassificationMetrics(logits.shape[1], topk=topk, label_sets=label_sets, ece_bins=ece_bins, include=include,
-                              class_subset=class_subset, nonfinite=nonfinite, backend=backend, dedupe=False, **kw)
+                              class_subset=class_subset, nonfinite=nonfinite, backend=backend, dedupe=False,
+                              subgroup_cap=subgroup_cap, **kw)
     m.update(logits, target)  # rows matched to the sets in order
     return m.compute(sync=False)
 
@@ -179,7 +180,7 @@ def variable_topk_accuracy(logits, label_sets: LabelSets, **kw) -> dict:
 
 def subgroup_accuracy(logits, label_sets: LabelSets, *, fractional: bool = False, **kw) -> dict[int, float]:
     """``{label_count m: variable top-k accuracy of the rows with |Y_i| = m}`` (strict, or
-    fractional), for every m present. Group 4+ yourself from ``subgroup_count`` if wanted."""
+    fractional), for every m present. ``subgroup_cap=4`` merges counts >= 4 into key 4 ("4+")."""
     key = "subgroup_accuracy_fractional" if fractional else "subgroup_accuracy"
     return _ml(logits, label_sets, [key], **kw)[key]
 
@@ -192,7 +193,11 @@ def asma(logits, label_sets: LabelSets, *, fractional: bool = False, **kw) -> fl
     ASMA is the unweighted mean of the subgroup accuracies over the subgroups present:
     ``ASMA = (1 / |M|) * sum_{m in M} acc_m``. Unlike the overall variable top-k accuracy (the
     sample-weighted mean of the same acc_m) it does not depend on the proportion of
-    multi-label images. ``fractional=True`` uses the fractional per-row score instead."""
+    multi-label images. ``fractional=True`` uses the fractional per-row score instead;
+    ``subgroup_cap=c`` merges label counts >= c into one subgroup (default: none merged).
+
+    Source: Anzaku, Mousavi, Van Messem, De Neve, arXiv 2412.18409 (the subgroups by label count
+    and the variable top-k per subgroup; "aggregate" read as the unweighted mean over subgroups)."""
     key = "asma_fractional" if fractional else "asma"
     return _ml(logits, label_sets, [key], **kw)[key]
 
@@ -264,8 +269,8 @@ def label_count_summary(label_sets: LabelSets, max_group: int = 4) -> dict:
 # ---------------------------------------------------------------------------------------
 def classification_metrics(logits, target=None, label_sets: LabelSets | None = None, *, topk=(1, 5),
                            ece_bins: int = 15, include=None, class_subset=None, nonfinite="error",
-                           backend="auto") -> dict:
+                           subgroup_cap=None, backend="auto") -> dict:
     """Every metric of :class:`~mlmetrics.metrics.ClassificationMetrics` for one batch, from one
     ``topk_stats`` call (same keys as ``ClassificationMetrics.compute()``)."""
     return _run(logits, target, label_sets, topk=topk, ece_bins=ece_bins, include=include,
-                class_subset=class_subset, nonfinite=nonfinite, backend=backend)
+                class_subset=class_subset, nonfinite=nonfinite, subgroup_cap=subgroup_cap, backend=backend)

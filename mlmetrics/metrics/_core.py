@@ -35,6 +35,7 @@ class Config:
     hist_size: int                    # label-count histogram bins 0..hist_size-1
     with_softmax: bool
     has_labels: bool
+    subgroup_cap: int | None = None   # label counts >= cap form one subgroup (key cap, "cap+")
     feature_names: tuple[str, ...] = field(default=())
 
     def col(self, name: str) -> int:
@@ -42,7 +43,7 @@ class Config:
 
 
 def make_config(num_classes: int, topk: Sequence[int], ece_bins: int, include, max_set_size: int | None,
-                max_label_k: int) -> Config:
+                max_label_k: int, subgroup_cap: int | None = None) -> Config:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if isinstance(topk, int):
@@ -61,6 +62,9 @@ def make_config(num_classes: int, topk: Sequence[int], ece_bins: int, include, m
     unknown = include - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown metric groups {sorted(unknown)}; choose from {GROUPS}")
+    if subgroup_cap is not None and (isinstance(subgroup_cap, bool) or not isinstance(subgroup_cap, int)
+                                     or subgroup_cap < 1):
+        raise ValueError(f"subgroup_cap must be a positive int or None, got {subgroup_cap!r}")
     has_labels = max_set_size is not None and "multilabel" in include
     label_k = min(max_set_size, max_label_k, num_classes) if has_labels else 0
     k = max(max(topk), label_k)
@@ -71,7 +75,7 @@ def make_config(num_classes: int, topk: Sequence[int], ece_bins: int, include, m
     return Config(num_classes=num_classes, topk=topk, ece_bins=ece_bins, include=include, k=k,
                   label_k=label_k, hist_size=(max_set_size + 1) if has_labels else 0,
                   with_softmax=bool(include & set(SOFTMAX_GROUPS)), has_labels=has_labels,
-                  feature_names=tuple(names))
+                  subgroup_cap=subgroup_cap, feature_names=tuple(names))
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,11 +317,16 @@ def finalize(cfg: Config, s: dict[str, torch.Tensor], nonfinite: str, num_sample
         out["variable_topk_strict"] = _div(s["var_strict"], n_v)
         out["variable_topk_fractional"] = _div(s["var_frac"], n_v)
         out["variable_topk_truncated"] = int(s["n_trunc"])
-        gc = s["grp_count"]
+        gc, gs, gf = s["grp_count"].clone(), s["grp_strict"].clone(), s["grp_frac"].clone()
+        cap = cfg.subgroup_cap
+        if cap is not None and cap < gc.numel():  # merge label counts >= cap into group "cap+"
+            for t_ in (gc, gs, gf):
+                t_[cap] = t_[cap:].sum()
+                t_[cap + 1:] = 0
         groups = [m for m in range(1, cfg.label_k + 1) if float(gc[m]) > 0]
         out["subgroup_count"] = {m: int(gc[m]) for m in groups}
-        out["subgroup_accuracy"] = {m: float(s["grp_strict"][m] / gc[m]) for m in groups}
-        out["subgroup_accuracy_fractional"] = {m: float(s["grp_frac"][m] / gc[m]) for m in groups}
+        out["subgroup_accuracy"] = {m: float(gs[m] / gc[m]) for m in groups}
+        out["subgroup_accuracy_fractional"] = {m: float(gf[m] / gc[m]) for m in groups}
         out["asma"] = (sum(out["subgroup_accuracy"].values()) / len(groups)) if groups else math.nan
         out["asma_fractional"] = (sum(out["subgroup_accuracy_fractional"].values()) / len(groups)) if groups else math.nan
         hist = s["label_hist"]

@@ -50,6 +50,9 @@ class ClassificationMetrics:
             ``max(max(topk), min(largest |Y_i| in label_sets, max_label_k, C))``. Samples with a
             larger set are left out of variable top-k / subgroups / ASMA and counted in
             ``"variable_topk_truncated"`` (ImageNet ReaL: largest set 9, so nothing is cut).
+        subgroup_cap: ``None`` (default): one subgroup per label count m (keys 1, 2, 3, ...).
+            An int c: label counts >= c form one subgroup under key c (e.g. 4 -> "4+"); this
+            changes ``subgroup_*`` and ``asma``.
         backend: passed to :func:`mlmetrics.topk_stats` (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
 
     State lives on the logits' device (moved there at the first ``update``); ``update`` never
@@ -60,7 +63,8 @@ class ClassificationMetrics:
     def __init__(self, num_classes: int, topk: Sequence[int] = (1, 5), label_sets: LabelSets | None = None,
                  ece_bins: int = 15, *, include: Iterable[str] | None = None, class_subset=None,
                  nonfinite: str = "error", num_samples: int | None = None, dedupe: bool | None = None,
-                 max_label_k: int = DEFAULT_MAX_LABEL_K, backend: str = "auto"):
+                 max_label_k: int = DEFAULT_MAX_LABEL_K, subgroup_cap: int | None = None,
+                 backend: str = "auto"):
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         if label_sets is not None and not isinstance(label_sets, LabelSets):
@@ -93,7 +97,7 @@ class ClassificationMetrics:
             num_samples = len(label_sets)
         if isinstance(max_label_k, bool) or not isinstance(max_label_k, int) or max_label_k < 1:
             raise ValueError(f"max_label_k must be a positive int, got {max_label_k!r}")
-        self.cfg = _core.make_config(scored, topk, ece_bins, include, max_set, max_label_k)
+        self.cfg = _core.make_config(scored, topk, ece_bins, include, max_set, max_label_k, subgroup_cap)
         self.label_sets = label_sets
         self.nonfinite = nonfinite
         self.backend = backend

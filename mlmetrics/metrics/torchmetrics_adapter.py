@@ -21,11 +21,12 @@ class TorchMetricsAdapter(Metric):
 
     def __init__(self, num_classes: int, topk=(1, 5), label_sets=None, ece_bins: int = 15, *, key: str | None = None,
                  include=None, class_subset=None, nonfinite: str = "error", max_label_k: int = 16,
-                 backend: str = "auto", **kwargs):
+                 subgroup_cap: int | None = None, backend: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self._inner = ClassificationMetrics(num_classes, topk, label_sets, ece_bins, include=include,
                                             class_subset=class_subset, nonfinite=nonfinite, dedupe=False,
-                                            max_label_k=max_label_k, backend=backend)
+                                            max_label_k=max_label_k, subgroup_cap=subgroup_cap,
+                                            backend=backend)
         self._key = key
         self._names = list(self._inner.state)
         for name, v in self._inner.state.items():

@@ -184,3 +184,16 @@ def test_multilabel_vs_bruteforce(n, c, seed, ties, data):
     assert eq(out["variable_topk_fractional"], want["frac"])
     assert eq(out["asma"], want["asma"])
     assert out["subgroup_accuracy"] == pytest.approx(want["groups"])
+
+
+def test_subgroup_cap_merges_large_counts(worked):
+    x, ls = worked
+    # cap 2: groups {1: rows 0,1,6 -> 2/3, "2+": rows 2,3,4 -> 2/3}; ASMA = 2/3
+    assert F.subgroup_accuracy(x, ls, subgroup_cap=2) == pytest.approx({1: 2 / 3, 2: 2 / 3})
+    assert F.asma(x, ls, subgroup_cap=2) == pytest.approx(2 / 3)
+    assert F.asma(x, ls, subgroup_cap=2, fractional=True) == pytest.approx((2 / 3 + (1 + 0.5 + 1) / 3) / 2)
+    out = F.classification_metrics(x, None, ls, topk=(1,), subgroup_cap=2)
+    assert out["subgroup_count"] == {1: 3, 2: 3}
+    assert F.asma(x, ls, subgroup_cap=10) == pytest.approx(13 / 18)
+    with pytest.raises(ValueError, match="subgroup_cap"):
+        F.asma(x, ls, subgroup_cap=0)
