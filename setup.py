@@ -36,7 +36,7 @@ def _extensions():
         raise RuntimeError("MLMETRICS_CUDA=1 but the installed torch is a CPU-only build")
 
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    cxx = ["-O3", "-fvisibility=hidden"]  # torch picks the C++ standard its headers need
     if os.environ.get("MLMETRICS_NATIVE", "0") == "1":
         cxx.append("-march=native")
     define_macros = [("Py_LIMITED_API", "0x03090000")]
@@ -50,7 +50,7 @@ def _extensions():
                 "mlmetrics._C",
                 sources,
                 define_macros=define_macros,
-                extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math",
+                extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math",
                                                           "-DMLMETRICS_WITH_CUDA"]},
                 py_limited_api=True,
             )

@@ -5,11 +5,9 @@
 #include "topk_stats.h"
 
 // An importable, empty Python module: importing mlmetrics._C runs the registrations below.
-extern "C" {
-PyObject* PyInit__C(void) {
+PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module_def);
-}
 }
 
 namespace mlmetrics {

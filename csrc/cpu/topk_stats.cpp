@@ -1,0 +1,495 @@
+// CPU kernel of mlmetrics::topk_stats: one pass per row, parallel over rows.
+//
+// Per row (the row is read from memory once; later passes hit the cache):
+//   1. top-k: elements are filtered 64 at a time (AVX-512/AVX2 compares) against the weakest
+//      kept value; only candidates pay for an insert (see TopKSelector). Rows are scanned
+//      in increasing class index, so an element equal to the threshold can never displace it
+//      (ties: lower index).
+//   2. target rank: count of elements ranked before the target (vectorisable compares).
+//   3. softmax statistics (only with_softmax and a finite row): m = top-1 logit (no separate
+//      max pass), s = sum e^(x-m), u = sum e^(x-m)(x-m), q = sum e^(2(x-m)), with a
+//      vectorisable exp; float lanes over blocks, blocks summed in double.
+// The row's nonfinite flag falls out of the top-1 key: NaN ranks first, +inf next, and an
+// all -inf row has -inf on top.
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "../topk_stats.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MLM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MLM_CLONES
+#endif
+
+namespace mlmetrics {
+namespace {
+
+constexpr int64_t kBlock = 1024;  // float-accumulated block of the softmax sums
+constexpr int64_t kLanes = 16;    // independent accumulators of the softmax sums
+
+// Inverse of order_key: the float whose key this is (NaN for the NaN key).
+inline float key_to_float(uint32_t key) {
+  uint32_t u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
+  float x;
+  std::memcpy(&x, &u, sizeof(x));
+  return key == 0xFFFFFFFFu ? std::numeric_limits<float>::quiet_NaN() : x;
+}
+
+// e^d for d <= 0 (d = x - max): Cephes-style range reduction and a degree-6 polynomial,
+// relative error ~2 ulp; d < -87 gives 0 (so -inf gives 0). Branch-free: vectorises.
+inline float exp_nonpositive(float d) {
+  const bool underflow = d < -87.0f;
+  d = std::max(d, -87.0f);
+  // Round to nearest by adding 1.5 * 2^23 (exact for |d * log2(e)| < 2^22): vectorises on any ISA.
+  const float n = (d * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = d - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return underflow ? 0.0f : p * scale;
+}
+
+struct SoftmaxSums {
+  double s = 0, u = 0, q = 0;
+};
+
+// Sums over x[0, n) of e, e*d, e*e with d = x - m, e = e^d (m = row max, finite).
+// kLanes independent float accumulators per block (vectorises without -ffast-math);
+// blocks are added in double.
+MLM_CLONES SoftmaxSums softmax_sums(const float* __restrict x, int64_t n, float m) {
+  SoftmaxSums out;
+  int64_t j = 0;
+  for (; j + kLanes <= n;) {
+    float s[kLanes] = {}, u[kLanes] = {}, q[kLanes] = {};
+    const int64_t block_end = std::min(n, j + kBlock) - kLanes;
+    for (; j <= block_end; j += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const float d = std::max(x[j + l] - m, -87.0f);  // -inf entries: e = 0 and e*d = 0
+        const float e = exp_nonpositive(x[j + l] - m);
+        s[l] += e;
+        u[l] += e * d;
+        q[l] += e * e;
+      }
+    }
+    for (int64_t l = 0; l < kLanes; ++l) {
+      out.s += s[l];
+      out.u += u[l];
+      out.q += q[l];
+    }
+  }
+  for (; j < n; ++j) {
+    const float d = std::max(x[j] - m, -87.0f);
+    const float e = exp_nonpositive(x[j] - m);
+    out.s += e;
+    out.u += e * d;
+    out.q += e * e;
+  }
+  return out;
+}
+
+// Number of elements ranked before position t (value tv) in x[0, n).
+MLM_CLONES int64_t rank_of(const float* __restrict x, int64_t n, int64_t t) {
+  const float tv = x[t];
+  int32_t count = 0;
+  if (tv != tv) {  // NaN target: only NaNs of lower index rank before it
+    for (int64_t j = 0; j < t; ++j) count += (x[j] != x[j]);
+    return count;
+  }
+  for (int64_t j = 0; j < n; ++j) count += (x[j] > tv) | (x[j] != x[j]);
+  for (int64_t j = 0; j < t; ++j) count += (x[j] == tv);
+  return count;
+}
+
+// First j' in [j, n) whose x[j'] can enter a top-k whose weakest value is th, i.e. x > th or
+// x is NaN ("not less-or-equal, unordered"); n if none. The hot loop of the top-k scan.
+using NextCandidateFn = int64_t (*)(const float*, int64_t, int64_t, float);
+
+int64_t next_candidate_scalar(const float* x, int64_t j, int64_t n, float th) {
+  for (; j < n; ++j) {
+    if (!(x[j] <= th)) return j;
+  }
+  return n;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) int64_t next_candidate_avx512(const float* x, int64_t j, int64_t n, float th) {
+  const __m512 t = _mm512_set1_ps(th);
+  for (; j + 64 <= n; j += 64) {
+    const uint32_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), t, _CMP_NLE_UQ);
+    const uint32_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 16), t, _CMP_NLE_UQ);
+    const uint32_t m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 32), t, _CMP_NLE_UQ);
+    const uint32_t m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 48), t, _CMP_NLE_UQ);
+    const uint64_t m = uint64_t{m0} | (uint64_t{m1} << 16) | (uint64_t{m2} << 32) | (uint64_t{m3} << 48);
+    if (m) return j + __builtin_ctzll(m);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    const uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_NLE_UQ);
+    if (m) return j + __builtin_ctz(m);
+  }
+  return n;
+}
+
+__attribute__((target("avx2"))) int64_t next_candidate_avx2(const float* x, int64_t j, int64_t n, float th) {
+  const __m256 t = _mm256_set1_ps(th);
+  for (; j + 32 <= n; j += 32) {
+    const uint32_t m0 = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), t, _CMP_NLE_UQ));
+    const uint32_t m1 = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j + 8), t, _CMP_NLE_UQ));
+    const uint32_t m2 = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j + 16), t, _CMP_NLE_UQ));
+    const uint32_t m3 = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j + 24), t, _CMP_NLE_UQ));
+    const uint32_t m = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
+    if (m) return j + __builtin_ctz(m);
+  }
+  return next_candidate_scalar(x, j, n, th);
+}
+#endif
+
+NextCandidateFn pick_next_candidate() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return next_candidate_avx512;
+  if (__builtin_cpu_supports("avx2")) return next_candidate_avx2;
+#endif
+  return next_candidate_scalar;
+}
+const NextCandidateFn next_candidate = pick_next_candidate();
+
+// Maxima of kLanes (16) disjoint groups of x[0, n) (group l holds x[l], x[l + 16], ...);
+// returns true when the row holds a NaN (the maxima are then meaningless).
+using LaneMaximaFn = bool (*)(const float*, int64_t, float*);
+
+bool lane_maxima_scalar(const float* x, int64_t n, float* out) {
+  bool nan = false;
+  std::fill(out, out + kLanes, -std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < n; ++j) {
+    nan |= x[j] != x[j];
+    out[j % kLanes] = std::max(out[j % kLanes], x[j]);
+  }
+  return nan;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) bool lane_maxima_avx512(const float* x, int64_t n, float* out) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+  __mmask16 nan = 0;
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    const __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
+    const __m512 v2 = _mm512_loadu_ps(x + j + 32), v3 = _mm512_loadu_ps(x + j + 48);
+    nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, v0);
+    m1 = _mm512_max_ps(m1, v1);
+    m2 = _mm512_max_ps(m2, v2);
+    m3 = _mm512_max_ps(m3, v3);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    const __m512 v = _mm512_mask_loadu_ps(ninf, live, x + j);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, v);
+  }
+  _mm512_storeu_ps(out, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+  return nan != 0;
+}
+#endif
+
+LaneMaximaFn pick_lane_maxima() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return lane_maxima_avx512;
+#endif
+  return lane_maxima_scalar;
+}
+const LaneMaximaFn lane_maxima = pick_lane_maxima();
+
+// Indices j of x[0, n) with x[j] > lb, written to out[0, cap); their count, or -1 when
+// more than cap (the caller then takes the general path).
+using CollectAboveFn = int64_t (*)(const float*, int64_t, float, uint32_t*, int64_t);
+
+int64_t collect_above_scalar(const float* x, int64_t n, float lb, uint32_t* out, int64_t cap) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (x[j] > lb) {
+      if (count == cap) return -1;
+      out[count++] = static_cast<uint32_t>(j);
+    }
+  }
+  return count;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) int64_t collect_above_avx512(const float* x, int64_t n, float lb, uint32_t* out,
+                                                                 int64_t cap) {
+  const __m512 t = _mm512_set1_ps(lb);
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_GT_OQ);
+    while (m) {
+      if (count == cap) return -1;
+      out[count++] = static_cast<uint32_t>(j + __builtin_ctz(m));
+      m &= m - 1;
+    }
+  }
+  return count;
+}
+#endif
+
+CollectAboveFn pick_collect_above() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return collect_above_avx512;
+#endif
+  return collect_above_scalar;
+}
+const CollectAboveFn collect_above = pick_collect_above();
+
+// Top-k of x[0, n) as rank_keys sorted descending.
+//   prefiltered (k <= kLanes, long NaN-free rows): two vectorised passes, see below.
+//   k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
+//     threshold is always exact (few candidates pass the filter).
+//   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
+//   larger k: candidates are appended to a buffer of capacity 2k; a full buffer is cut back
+//     to its k best with nth_element, which raises the threshold. Amortised O(1) per candidate.
+class TopKSelector {
+ public:
+  static constexpr int64_t kSmallK = 16;
+
+  explicit TopKSelector(int64_t k) : k_(k), capacity_(std::max<int64_t>(2 * k, k + 64)) { keys_.reserve(capacity_); }
+  // keys_ may grow to the row length on the select-over-all path.
+
+  void run(const float* x, int64_t n, uint64_t* out) {
+    if (k_ <= kLanes && n >= 8 * kLanes && prefiltered(x, n, out)) return;
+    keys_.clear();
+    if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
+      for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
+      std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<uint64_t>());
+      std::sort(keys_.begin(), keys_.begin() + k_, std::greater<uint64_t>());
+      std::copy(keys_.begin(), keys_.begin() + k_, out);
+      return;
+    }
+    const int64_t first = std::min(n, k_);
+    for (int64_t j = 0; j < first; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
+    std::sort(keys_.begin(), keys_.end(), std::greater<uint64_t>());
+    set_threshold(keys_.back());
+    const bool small = k_ <= kSmallK;
+    for (int64_t j = first; j < n && !saturated_; ++j) {
+      j = next_candidate(x, j, n, threshold_);
+      if (j >= n) break;
+      const uint64_t key = rank_key(x[j], static_cast<uint32_t>(j));
+      if (small) {
+        int64_t p = k_ - 1;  // drop the weakest, shift the rest down to make room
+        for (; p > 0 && keys_[p - 1] < key; --p) keys_[p] = keys_[p - 1];
+        keys_[p] = key;
+        set_threshold(keys_[k_ - 1]);
+      } else {
+        keys_.push_back(key);
+        if (static_cast<int64_t>(keys_.size()) == capacity_) shrink();
+      }
+    }
+    if (!small) {
+      std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<uint64_t>());
+      std::sort(keys_.begin(), keys_.begin() + k_, std::greater<uint64_t>());
+    }
+    std::copy(keys_.begin(), keys_.begin() + k_, out);
+  }
+
+ private:
+  void shrink() {
+    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<uint64_t>());
+    keys_.resize(k_);
+    set_threshold(*std::min_element(keys_.begin(), keys_.end()));
+  }
+  // Later elements (higher index) enter only with an order_key strictly above the weakest kept.
+  void set_threshold(uint64_t weakest) {
+    const uint32_t key = static_cast<uint32_t>(weakest >> 32);
+    saturated_ = key == 0xFFFFFFFFu;  // k NaNs kept: nothing later can enter
+    threshold_ = key_to_float(key);
+  }
+
+  // The fast path for small k on long NaN-free rows: the k-th largest of the kLanes lane
+  // maxima, t0, is a lower bound of the k-th largest value (those maxima are k distinct
+  // elements), so the top-k lies among the few elements >= t0, collected in one pass.
+  bool prefiltered(const float* x, int64_t n, uint64_t* out) {
+    float m[kLanes];
+    if (lane_maxima(x, n, m)) return false;  // NaN present
+    std::sort(m, m + kLanes, std::greater<float>());
+    const float t0 = m[k_ - 1];
+    if (!std::isfinite(t0)) return false;
+    candidates_.resize(kMaxCandidates);
+    const int64_t count = collect_above(x, n, std::nextafter(t0, -std::numeric_limits<float>::infinity()),
+                                        candidates_.data(), kMaxCandidates);
+    if (count < k_) return false;  // too many candidates (ties): the general path
+    keys_.clear();
+    for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
+    std::partial_sort(keys_.begin(), keys_.begin() + k_, keys_.end(), std::greater<uint64_t>());
+    std::copy(keys_.begin(), keys_.begin() + k_, out);
+    return true;
+  }
+  static constexpr int64_t kMaxCandidates = 256;
+  std::vector<uint32_t> candidates_;
+
+  int64_t k_, capacity_;
+  std::vector<uint64_t> keys_;
+  float threshold_ = 0.f;
+  bool saturated_ = false;
+};
+
+template <typename T>
+inline float to_float(T v) {
+  return static_cast<float>(v);
+}
+
+template <typename scalar_t, typename label_t>
+void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset, int64_t c, const int64_t* target,
+                     const int64_t* ranges, const label_t* labels, int64_t num_labels, bool with_softmax,
+                     float* topk_logits, int64_t* topk_indices, bool* hits, float* row_stats, int64_t* target_rank) {
+  const int64_t n = logits.size(0);
+  const int64_t rs = logits.stride(0), cs = logits.stride(1);
+  const scalar_t* base = logits.const_data_ptr<scalar_t>();
+  const bool direct = std::is_same<scalar_t, float>::value && cs == 1 && subset == nullptr;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(c, 1));
+
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> buffer(direct ? 0 : c);
+    std::vector<uint64_t> keys(k);
+    TopKSelector selector(k);
+    for (int64_t i = begin; i < end; ++i) {
+      const scalar_t* src = base + i * rs;
+      const float* x;
+      if (direct) {
+        x = reinterpret_cast<const float*>(src);
+      } else {
+        if (subset != nullptr) {
+          for (int64_t j = 0; j < c; ++j) buffer[j] = to_float(src[subset[j] * cs]);
+        } else if (cs == 1) {
+          for (int64_t j = 0; j < c; ++j) buffer[j] = to_float(src[j]);
+        } else {
+          for (int64_t j = 0; j < c; ++j) buffer[j] = to_float(src[j * cs]);
+        }
+        x = buffer.data();
+      }
+
+      selector.run(x, c, keys.data());
+      float* tl = topk_logits + i * k;
+      int64_t* ti = topk_indices + i * k;
+      for (int64_t j = 0; j < k; ++j) {
+        ti[j] = rank_key_index(keys[j]);
+        tl[j] = x[ti[j]];
+      }
+
+      float* st = row_stats + i * kNumStats;
+      const float top = tl[0];
+      const bool nonfinite = !std::isfinite(top);
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      st[kStatMaxLogit] = top;
+      st[kStatNonFinite] = nonfinite ? 1.f : 0.f;
+      st[kStatLogSumExp] = st[kStatEntropy] = st[kStatSumP2] = nan;
+      if (with_softmax && !nonfinite) {
+        const SoftmaxSums sums = softmax_sums(x, c, top);
+        const double log_s = std::log(sums.s);
+        st[kStatLogSumExp] = static_cast<float>(top + log_s);
+        st[kStatEntropy] = static_cast<float>(log_s - sums.u / sums.s);
+        st[kStatSumP2] = static_cast<float>(sums.q / (sums.s * sums.s));
+      }
+      st[kStatTargetLogit] = nan;
+      if (target != nullptr) {
+        const int64_t t = target[i];
+        if (t >= 0 && t < c) {
+          st[kStatTargetLogit] = x[t];
+          target_rank[i] = rank_of(x, c, t);
+        } else {
+          target_rank[i] = -1;
+        }
+      }
+      if (hits != nullptr) {
+        const int64_t b = std::min(std::max<int64_t>(ranges[2 * i], 0), num_labels);
+        const int64_t e = std::min(std::max<int64_t>(ranges[2 * i + 1], b), num_labels);
+        bool* h = hits + i * k;
+        for (int64_t j = 0; j < k; ++j) {
+          bool found = false;
+          for (int64_t l = b; l < e && !found; ++l) found = static_cast<int64_t>(labels[l]) == ti[j];
+          h[j] = found;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                               const std::optional<at::Tensor>& label_ranges,
+                               const std::optional<at::Tensor>& labels,
+                               const std::optional<at::Tensor>& class_subset, bool with_softmax) {
+  check_topk_stats_inputs(logits, k, target, label_ranges, labels, class_subset);
+  TORCH_CHECK(logits.device().is_cpu(), "mlmetrics: topk_stats_cpu needs CPU tensors");
+  const int64_t n = logits.size(0);
+  at::Tensor subset;
+  int64_t c = logits.size(1);
+  if (class_subset.has_value()) {
+    subset = class_subset->contiguous();
+    c = subset.numel();
+    auto [lo, hi] = at::aminmax(subset);
+    TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < logits.size(1),
+                "mlmetrics: class_subset entries must be in [0, C=", logits.size(1), ")");
+  }
+  auto f32 = logits.options().dtype(at::kFloat);
+  auto i64 = logits.options().dtype(at::kLong);
+  at::Tensor topk_logits = at::empty({n, k}, f32);
+  at::Tensor topk_indices = at::empty({n, k}, i64);
+  at::Tensor hits = at::empty({n, label_ranges.has_value() ? k : 0}, logits.options().dtype(at::kBool));
+  at::Tensor row_stats = at::empty({n, kNumStats}, f32);
+  at::Tensor target_rank = at::empty({target.has_value() ? n : 0}, i64);
+  if (n == 0) return {topk_logits, topk_indices, hits, row_stats, target_rank};
+
+  at::Tensor tgt = target.has_value() ? target->contiguous() : at::Tensor();
+  at::Tensor rng = label_ranges.has_value() ? label_ranges->contiguous() : at::Tensor();
+  at::Tensor lab = labels.has_value() ? labels->contiguous() : at::Tensor();
+
+  auto run = [&](auto scalar_tag, auto label_tag) {
+    using scalar_t = decltype(scalar_tag);
+    using label_t = decltype(label_tag);
+    topk_stats_rows<scalar_t, label_t>(
+        logits, k, subset.defined() ? subset.const_data_ptr<int64_t>() : nullptr, c,
+        tgt.defined() ? tgt.const_data_ptr<int64_t>() : nullptr, rng.defined() ? rng.const_data_ptr<int64_t>() : nullptr,
+        lab.defined() ? lab.const_data_ptr<label_t>() : nullptr, lab.defined() ? lab.numel() : 0, with_softmax,
+        topk_logits.mutable_data_ptr<float>(), topk_indices.mutable_data_ptr<int64_t>(),
+        rng.defined() ? hits.mutable_data_ptr<bool>() : nullptr, row_stats.mutable_data_ptr<float>(),
+        tgt.defined() ? target_rank.mutable_data_ptr<int64_t>() : nullptr);
+  };
+  auto by_labels = [&](auto scalar_tag) {
+    if (lab.defined() && lab.scalar_type() == at::kLong) {
+      run(scalar_tag, int64_t{});
+    } else {
+      run(scalar_tag, int32_t{});
+    }
+  };
+  switch (logits.scalar_type()) {
+    case at::kFloat: by_labels(float{}); break;
+    case at::kHalf: by_labels(c10::Half{}); break;
+    case at::kBFloat16: by_labels(c10::BFloat16{}); break;
+    default: TORCH_CHECK(false, "mlmetrics: unsupported dtype ", logits.scalar_type());
+  }
+  return {topk_logits, topk_indices, hits, row_stats, target_rank};
+}
+
+}  // namespace mlmetrics
