@@ -141,7 +141,8 @@ class ClassificationMetrics:
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None) -> None:
         """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16), ``target`` [N] int (optional),
-        ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record)."""
+        ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
+        unused when neither ``label_sets`` nor ``num_samples`` was given)."""
         if not isinstance(logits, torch.Tensor):
             raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
         if logits.dim() != 2:
@@ -163,14 +164,13 @@ class ClassificationMetrics:
         need_index = self.label_sets is not None or self.dedupe
         idx = valid_idx = None
         if sample_index is not None:
-            if not need_index:
-                raise ValueError("sample_index needs label_sets or num_samples (nothing to index into)")
             sample_index = torch.as_tensor(sample_index)
             if sample_index.dim() != 1 or sample_index.shape[0] != n:
                 raise ValueError(f"sample_index must be [N={n}], got shape {tuple(sample_index.shape)}")
             if sample_index.dtype.is_floating_point or sample_index.dtype == torch.bool:
                 raise TypeError(f"sample_index must be an integer tensor, got {sample_index.dtype}")
-            idx = sample_index.to(dev, torch.int64, non_blocking=True)
+            # without label_sets / num_samples there is nothing to index: checked, then unused
+            idx = sample_index.to(dev, torch.int64, non_blocking=True) if need_index else None
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")

@@ -233,8 +233,12 @@ def test_bad_inputs(data):
         ClassificationMetrics(0)
     with pytest.raises(ValueError, match="label_sets has num_classes"):
         ClassificationMetrics(C + 1, label_sets=ls)
-    with pytest.raises(ValueError, match="sample_index needs"):
-        ClassificationMetrics(C).update(x, t, sample_index=torch.arange(N))
+    m = ClassificationMetrics(C)  # sample_index without label sets / num_samples: accepted, unused
+    m.update(x, t, sample_index=torch.arange(N))
+    m.update(x, t, sample_index=torch.arange(N))
+    assert m.compute()["num_samples"] == 2 * N
+    with pytest.raises(ValueError, match="sample_index must be"):
+        m.update(x, t, sample_index=torch.arange(3))
     with pytest.raises(RuntimeError, match="before any update"):
         ClassificationMetrics(C).compute()
     # targets outside [0, C): counted on the device, raised at compute()
