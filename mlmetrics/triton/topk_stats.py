@@ -16,7 +16,7 @@ streams them in column tiles of ``BLOCK_C``:
   repeated max (at most k rounds, usually 0-2 after the first tile).
 * the tile's max order key also gives the tile's max float (for online softmax) and,
   over the row, the non-finite flag (max key is NaN / +inf, or is -inf).
-* online softmax statistics: m (running max), s = sum e^(x-m), u = sum e^(x-m)(x-m),
+* online softmax statistics (fp32): m (running max), s = sum e^(x-m), u = sum e^(x-m)(x-m),
   q = sum e^(2(x-m)); rescaled per tile. lse = m + log s, entropy = log s - u/s,
   sum_p2 = q / s^2.
 * target rank = number of keys greater than the target's key (target logit loaded first).
@@ -137,16 +137,16 @@ def _topk_stats_kernel(
             cnt_lane += (ok > t_thr).to(tl.int32)
 
         if WITH_SOFTMAX:
-            # online softmax in base 2: m_run, d are in log2 units (x * log2(e)); u_run too.
-            mt = order_key_value(t_max_ok) * LOG2E
+            # online softmax; differences to the max are clamped at -200 (e^-200 is 0 in fp32),
+            # which keeps e * d = 0 for -inf entries and for differences that overflow.
+            mt = order_key_value(t_max_ok)
             m_new = tl.maximum(m_run, mt)
             ms = tl.where(m_new == float("-inf"), 0.0, m_new)
-            a = tl.exp2(m_run - ms)
-            # clamp: e underflows to 0 anyway and e * d stays 0 for -inf (no 0 * -inf = NaN)
-            d = tl.maximum(x * LOG2E - ms[:, None], -256.0)
-            e = tl.exp2(d)
-            dm = tl.where(s_run > 0.0, s_run * (m_run - ms), 0.0)
-            u_run = a * (u_run + dm) + tl.sum(e * d, 1)
+            dmx = tl.maximum(m_run - ms, -200.0)
+            a = tl.exp2(dmx * LOG2E)
+            d = tl.maximum(x - ms[:, None], -200.0)
+            e = tl.exp2(d * LOG2E)
+            u_run = a * (u_run + s_run * dmx) + tl.sum(e * d, 1)
             s_run = s_run * a + tl.sum(e, 1)
             q_run = q_run * a * a + tl.sum(e * e, 1)
             m_run = m_new
@@ -171,9 +171,9 @@ def _topk_stats_kernel(
     nonfinite = (row_max_ok >= _KEY_POSINF) | (row_max_ok == _KEY_NEGINF)
     sbase = out_stats_ptr + rows * 6
     if WITH_SOFTMAX:
-        log2_s = tl.log2(s_run)
-        lse = tl.where(nonfinite, float("nan"), (m_run + log2_s) * LN2)
-        ent = tl.where(nonfinite, float("nan"), (log2_s - u_run / s_run) * LN2)
+        log_s = tl.log2(s_run) * LN2
+        lse = tl.where(nonfinite, float("nan"), m_run + log_s)
+        ent = tl.where(nonfinite, float("nan"), log_s - u_run / s_run)
         sp2 = tl.where(nonfinite, float("nan"), q_run / (s_run * s_run))
     else:
         lse = tl.full([BLOCK_R], float("nan"), tl.float32)

@@ -1,0 +1,43 @@
+"""Run the Triton kernels under the interpreter (CPU tensors) for the tests in this folder.
+
+The interpreter is chosen when a kernel is *decorated*, so TRITON_INTERPRET=1 must be set when
+mlmetrics.triton is imported. It is set here only while importing (and re-importing, should
+an earlier test module have imported mlmetrics.triton without it), then restored, and set
+again per test by an autouse fixture (mlmetrics._ops checks it when picking backend="triton"),
+so tests in other folders see the environment unchanged.
+"""
+import importlib
+import os
+import sys
+
+import pytest
+
+_prev = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    try:
+        import triton  # noqa: F401
+
+        HAVE_TRITON = True
+    except Exception:  # pragma: no cover - triton missing
+        HAVE_TRITON = False
+    if HAVE_TRITON:
+        import mlmetrics.triton  # noqa: F401
+        from triton.runtime.interpreter import InterpretedFunction
+
+        _tk = sys.modules["mlmetrics.triton.topk_stats"]  # (the package attribute is the function)
+        if not isinstance(_tk._topk_stats_kernel, InterpretedFunction):
+            importlib.reload(_tk)
+            importlib.reload(sys.modules["mlmetrics.triton"])
+finally:
+    if _prev is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _prev
+
+
+@pytest.fixture(autouse=True)
+def _triton_interpret(monkeypatch):
+    if not HAVE_TRITON:
+        pytest.skip("triton is not installed")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")

@@ -1,0 +1,274 @@
+"""Parity of the Triton topk_stats (run by the interpreter on CPU, see conftest.py) with the
+float64 NumPy oracle mlmetrics.reference.topk_stats.
+
+Exact: topk indices, topk logits (bit-for-bit up to NaN payloads), hits, target ranks,
+max_logit, target_logit and the non-finite flag. logsumexp / entropy / sum_p2 (fp32
+accumulation, base-2 exp) within STAT_RTOL / STAT_ATOL, with the same NaN pattern.
+"""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("triton")
+warnings.filterwarnings("ignore", message=".*compiled extension.*")
+
+import mlmetrics  # noqa: E402
+from mlmetrics import LabelSets, reference  # noqa: E402
+import mlmetrics.triton  # noqa: E402,F401
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+STAT_RTOL = 2e-5
+STAT_ATOL = 2e-5
+
+
+def triton_topk_stats(*args, **kw):
+    import sys
+
+    m = sys.modules["mlmetrics.triton.topk_stats"]  # the (possibly re-imported) interpreted module
+    return m.topk_stats(*args, **kw)
+
+
+def assert_matches(out, ref, k, n):
+    vals, idx, hits, stats, rank = out
+    rv, ri, rh, rs, rr = ref
+    assert vals.shape == rv.shape == (n, k) and vals.dtype == torch.float32
+    assert idx.dtype == torch.int64 and hits.dtype == torch.bool and stats.shape == (n, 6)
+    assert rank.dtype == torch.int64
+    assert torch.equal(idx, ri), f"indices differ\n{idx}\n{ri}"
+    assert torch.equal(hits, rh)
+    assert torch.equal(rank, rr), f"ranks differ\n{rank}\n{rr}"
+    torch.testing.assert_close(vals, rv, rtol=0, atol=0, equal_nan=True)
+    for col in (0, 4, 5):  # max_logit, target_logit, nonfinite: exact
+        torch.testing.assert_close(stats[:, col], rs[:, col], rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(stats[:, 1:4], rs[:, 1:4], rtol=STAT_RTOL, atol=STAT_ATOL, equal_nan=True)
+
+
+def special_logits(n, c, dtype, seed=0):
+    """Random logits with NaN, +-inf, all -inf rows, -0/+0 ties and repeated values."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, generator=g) * 3
+    if n > 0:
+        x[0, c // 3] = float("nan")
+        x[0, c // 2] = float("nan")
+    if n > 1:
+        x[1] = float("-inf")
+    if n > 2:
+        x[2, c - 1] = float("inf")
+    if n > 3:
+        x[3, : max(1, c - 2)] = float("-inf")  # -inf entries alone: softmax defined
+    if n > 4:
+        x[4] = 0.0
+        x[4, ::3] = -0.0  # -0 == +0: ties by index
+    if n > 5:
+        x[5] = x[5].round()  # many ties
+    if n > 6:
+        x[6] = 7.0  # constant row
+    if n > 7:
+        x[7, 1::2] = float("-inf")
+        x[7, 0] = float("inf")
+        x[7, 2] = float("nan")
+    return x.to(dtype)
+
+
+def random_label_sets(n, c, seed=0, max_size=4):
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(0, max_size + 1, (n,), generator=g)
+    off = torch.zeros(n + 1, dtype=torch.int64)
+    off[1:] = sizes.cumsum(0)
+    lab = torch.randint(0, c, (int(off[-1]),), generator=g).to(torch.int32)
+    return torch.stack([off[:-1], off[1:]], 1), lab
+
+
+def random_target(n, c, seed=0):
+    g = torch.Generator().manual_seed(seed + 1)
+    t = torch.randint(0, c, (n,), generator=g)
+    if n > 3:
+        t[1] = -1
+        t[2] = c  # out of range -> rank -1, target logit NaN
+    return t
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("block_c", [None, 16])
+@pytest.mark.parametrize("with_softmax", [True, False])
+def test_parity_specials(dtype, block_c, with_softmax):
+    n, c, k = 11, 37, 5
+    x = special_logits(n, c, dtype)
+    t = random_target(n, c)
+    rng, lab = random_label_sets(n, c)
+    out = triton_topk_stats(x, k, t, rng, lab, None, with_softmax, block_c=block_c)
+    ref = reference.topk_stats(x, k, t, rng, lab, None, with_softmax)
+    assert_matches(out, ref, k, n)
+
+
+@pytest.mark.parametrize("block_r", [1, 2, 8])
+def test_multi_tile_rows_per_program(block_r):
+    n, c, k = 13, 70, 7
+    x = special_logits(n, c, torch.float32, seed=3)
+    t = random_target(n, c, seed=3)
+    rng, lab = random_label_sets(n, c, seed=3)
+    out = triton_topk_stats(x, k, t, rng, lab, None, True, block_c=16, block_r=block_r)
+    assert_matches(out, reference.topk_stats(x, k, t, rng, lab), k, n)
+
+
+def test_ascending_rows_many_insertions():
+    # every tile replaces the whole running top-k (worst case of the admission test)
+    n, c, k = 4, 64, 6
+    x = torch.arange(n * c, dtype=torch.float32).reshape(n, c)
+    x[1] = x[1].flip(0)
+    x[2] = torch.arange(c).float().remainder(5)  # ties spread over tiles
+    t = torch.tensor([0, 63, 7, 30])
+    out = triton_topk_stats(x, k, t, None, None, None, True, block_c=16)
+    assert_matches(out, reference.topk_stats(x, k, t), k, n)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "col_slice", "row_col_slice"])
+def test_non_contiguous(layout):
+    base = special_logits(24, 50, torch.float32, seed=5)
+    if layout == "transposed":
+        x = base.t().contiguous().t()  # strides (1, N)
+    elif layout == "col_slice":
+        x = base[:, ::2]  # column stride 2
+    else:
+        x = base[1::2, 3:45]
+    assert not x.is_contiguous()
+    n, c = x.shape
+    t = random_target(n, c, seed=5)
+    rng, lab = random_label_sets(n, c, seed=5)
+    for bc in (None, 16):
+        out = triton_topk_stats(x, 4, t, rng, lab, None, True, block_c=bc)
+        assert_matches(out, reference.topk_stats(x, 4, t, rng, lab), 4, n)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_class_subset(dtype):
+    n, c = 9, 60
+    x = special_logits(n, c, dtype, seed=7)
+    g = torch.Generator().manual_seed(7)
+    sub = torch.randperm(c, generator=g)[:23]
+    sub[5] = sub[0]  # a repeated class: allowed, two positions with equal logits
+    cs = sub.numel()
+    t = random_target(n, cs, seed=7)
+    rng, lab = random_label_sets(n, cs, seed=7)
+    for bc in (None, 8):
+        out = triton_topk_stats(x, 6, t, rng, lab, sub, True, block_c=bc)
+        assert_matches(out, reference.topk_stats(x, 6, t, rng, lab, sub), 6, n)
+
+
+@pytest.mark.parametrize("c,k", [(1, 1), (9, 1), (9, 9), (40, 40), (130, 130), (150, 129)])
+def test_k_extremes(c, k):
+    # k <= 128 runs fully fused; larger k takes the torch.topk-on-rank-keys path
+    n = 6
+    x = special_logits(n, c, torch.float16, seed=c) if c >= 2 else torch.randn(n, c)
+    t = random_target(n, c, seed=c)
+    rng, lab = random_label_sets(n, c, seed=c)
+    out = triton_topk_stats(x, k, t, rng, lab, None, True)
+    assert_matches(out, reference.topk_stats(x, k, t, rng, lab), k, n)
+
+
+def test_empty_batch_and_no_optionals():
+    x = torch.randn(0, 10)
+    vals, idx, hits, stats, rank = triton_topk_stats(x, 3, torch.zeros(0, dtype=torch.int64), None, None, None, True)
+    assert vals.shape == (0, 3) and idx.shape == (0, 3) and hits.shape == (0, 0)
+    assert stats.shape == (0, 6) and rank.shape == (0,)
+    x = torch.randn(5, 10)
+    vals, idx, hits, stats, rank = triton_topk_stats(x, 3, None, None, None, None, True)
+    assert hits.shape == (5, 0) and rank.shape == (0,)
+    assert torch.isnan(stats[:, 4]).all()
+    assert_matches((vals, idx, hits, stats, rank), reference.topk_stats(x, 3), 3, 5)
+
+
+def test_labels_int64_empty_and_garbage_ranges():
+    n, c, k = 6, 20, 4
+    x = torch.randn(n, c, generator=torch.Generator().manual_seed(11))
+    top = reference.topk_stats(x, k)[1]
+    lab = torch.tensor([int(top[0, 0]), int(top[0, 2]), 3, int(top[3, 1])], dtype=torch.int64)
+    # rows: normal, empty, reversed (end < begin), begin < 0, end > L, both way out of range
+    rng = torch.tensor([[0, 2], [2, 2], [3, 1], [-5, 1], [3, 99], [50, 60]])
+    clamped = torch.tensor([[0, 2], [2, 2], [3, 3], [0, 1], [3, 4], [4, 4]])
+    out = triton_topk_stats(x, k, None, rng, lab, None, False)
+    assert_matches(out, reference.topk_stats(x, k, None, clamped, lab, with_softmax=False), k, n)
+    assert out[2][0, 0] and out[2][0, 2] and not out[2][1].any()
+    # no labels at all (L = 0)
+    empty = torch.zeros(0, dtype=torch.int32)
+    rng0 = torch.zeros(n, 2, dtype=torch.int64)
+    out = triton_topk_stats(x, k, None, rng0, empty, None, True)
+    assert out[2].shape == (n, k) and not out[2].any()
+
+
+def test_softmax_stats_against_torch():
+    # an independent oracle for the statistics: torch float64
+    x = torch.randn(7, 300, generator=torch.Generator().manual_seed(2)) * 4
+    x[3, 10:] = float("-inf")
+    out = triton_topk_stats(x, 3, None, None, None, None, True, block_c=64)
+    x64 = x.double()
+    lse = torch.logsumexp(x64, 1)
+    p = torch.softmax(x64, 1)
+    ent = -(p * torch.log(p)).nan_to_num(0.0).sum(1)
+    torch.testing.assert_close(out[3][:, 1].double(), lse, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[3][:, 2].double(), ent, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out[3][:, 3].double(), (p * p).sum(1), rtol=1e-4, atol=1e-6)
+    assert not out[3][:, 5].any()
+
+
+# --- public API --------------------------------------------------------------------------
+def test_public_api_backend_triton():
+    n, c, k = 10, 33, 5
+    x = special_logits(n, c, torch.bfloat16, seed=13)
+    t = random_target(n, c, seed=13).clamp(0, c - 1)
+    sets = LabelSets.from_lists([[i % c, (3 * i) % c] if i % 3 else [] for i in range(n)], c)
+    assert "triton" in mlmetrics.available_backends("cpu")
+    got = mlmetrics.topk_stats(x, k, target=t, label_sets=sets, backend="triton")
+    want = mlmetrics.topk_stats(x, k, target=t, label_sets=sets, backend="reference")
+    assert isinstance(got, mlmetrics.TopKStats)
+    assert_matches(tuple(got), tuple(want), k, n)
+
+    sub = torch.tensor([3, 1, 4, 15, 9, 26, 5, 31])
+    got = mlmetrics.topk_stats(x, 3, target=t % 8, class_subset=sub, with_softmax=False, backend="triton")
+    want = mlmetrics.topk_stats(x, 3, target=t % 8, class_subset=sub, with_softmax=False, backend="reference")
+    assert_matches(tuple(got), tuple(want), 3, n)
+
+    p, i = mlmetrics.softmax_topk(x.float(), 4, backend="triton")
+    rp, ri = reference.softmax_topk(x.float(), 4)
+    assert torch.equal(i, ri)
+    torch.testing.assert_close(p, rp, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+    h = mlmetrics.topk_label_hits(x, sets, 4, backend="triton")
+    assert torch.equal(h, reference.topk_label_hits(x, sets.ranges, sets.labels, 4))
+
+
+# --- property-based ----------------------------------------------------------------------
+_VALUES = [0.0, -0.0, 1.0, -1.0, 2.5, 1e-30, -1e30, 3e38, float("inf"), float("-inf"), float("nan")]
+
+
+@st.composite
+def _case(draw):
+    n = draw(st.integers(0, 5))
+    c = draw(st.integers(1, 40))
+    k = draw(st.integers(1, c))
+    dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
+    pool = draw(st.lists(st.sampled_from(_VALUES) | st.floats(-10, 10, width=32), min_size=1, max_size=6))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rs = np.random.RandomState(seed)
+    x = torch.tensor(rs.choice(np.array(pool, dtype=np.float32), size=(n, c)), dtype=torch.float32)
+    x = x.to(dtype)
+    t = torch.from_numpy(rs.randint(-1, c + 1, size=n).astype(np.int64)) if draw(st.booleans()) else None
+    sizes = rs.randint(0, 4, size=n)
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    lab = torch.from_numpy(rs.randint(0, c, size=int(off[-1])).astype(np.int32))
+    rng = torch.from_numpy(np.stack([off[:-1], off[1:]], 1)) if draw(st.booleans()) else None
+    block_c = draw(st.sampled_from([None, 8, 16]))
+    with_softmax = draw(st.booleans())
+    return x, k, t, rng, lab, block_c, with_softmax
+
+
+@settings(max_examples=25, deadline=None)
+@given(_case())
+def test_hypothesis_parity(case):
+    x, k, t, rng, lab, block_c, with_softmax = case
+    out = triton_topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax, block_c=block_c)
+    ref = reference.topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax)
+    assert_matches(out, ref, k, x.shape[0])
