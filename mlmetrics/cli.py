@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--allow-download", action="store_true", help="let --pretrained download (networked machines)")
     m.add_argument("--num-classes", type=int, help="classifier size when the checkpoint's differs from the default")
     m.add_argument("--no-ema", action="store_true", help="use a timm checkpoint's state_dict, not state_dict_ema")
+    m.add_argument("--reparam", action="store_true", help="reparameterize (timm reparameterize_model) before eval")
+    m.add_argument("--class-subset", default="auto",
+                   help="score a subset of the model's classes: auto (ImageNet-A/R class folders), none, "
+                        "imagenet_a, imagenet_r, or a file of class indices (like validate.py --valid-labels)")
     d = e.add_argument_group("data")
     d.add_argument("--data", metavar="DIR", help="image folder")
     d.add_argument("--labels", default="auto",
@@ -76,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--img-size", type=int, help="override the model's eval image size")
     d.add_argument("--crop-pct", type=float, help="override the model's eval crop fraction")
     d.add_argument("--interpolation", help="override the model's eval resize interpolation")
+    d.add_argument("--crop-mode", choices=["center", "squash", "border"], help="override the eval crop mode")
+    d.add_argument("--mean", type=float, nargs=3, metavar="M", help="override the normalisation mean")
+    d.add_argument("--std", type=float, nargs=3, metavar="S", help="override the normalisation std")
     r = e.add_argument_group("runtime")
     r.add_argument("--batch-size", "-b", type=int, default=128)
     r.add_argument("--workers", "-j", type=int, default=None, help="DataLoader workers (default: cores - 1, max 8)")
@@ -83,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--amp", nargs="?", const="bf16", default="none", choices=["none", "bf16", "fp16"],
                    help="autocast dtype (--amp alone = bf16)")
     r.add_argument("--channels-last", action="store_true")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--save-logits", metavar="PATH", help="also save all logits (.npy or .pt) for `mlmetrics rescore`")
     _add_output_args(e)
@@ -141,7 +149,8 @@ def cmd_eval(args) -> int:
         amp=args.amp, channels_last=args.channels_last, limit=args.limit, topk=args.topk, ece_bins=args.ece_bins,
         img_size=args.img_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
         save_logits_path=args.save_logits, per_image=args.per_image,
-        progress=not (args.no_progress or args.quiet), use_ema=not args.no_ema)
+        progress=not (args.no_progress or args.quiet), use_ema=not args.no_ema, class_subset=args.class_subset,
+        mean=args.mean, std=args.std, crop_mode=args.crop_mode, compile=args.compile, reparam=args.reparam)
     targets = None
     if result.records.target_rank.numel() == result.records.index.numel() and report["dataset"].get("has_targets"):
         targets = True

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import EvalDataset, build_dataset, collate_skip, read_annotations, real_index
+from .data import (EvalDataset, build_dataset, collate_skip, detect_class_subset, read_annotations, real_index,
+                   resolve_class_subset)
 from .engine import (EvalResult, Records, Scorer, evaluate, load_logits, resolve_device, save_logits,
                      score_logits)
 from .model import (CheckpointError, PretrainedUnavailable, create_model, data_config, load_checkpoint,
@@ -19,7 +20,7 @@ from .model import (CheckpointError, PretrainedUnavailable, create_model, data_c
 
 __all__ = [
     "CheckpointError", "EvalDataset", "EvalResult", "PretrainedUnavailable", "Records", "Scorer",
-    "build_dataset", "collate_skip", "create_model", "data_config", "evaluate", "load_checkpoint",
+    "build_dataset", "collate_skip", "detect_class_subset", "resolve_class_subset", "create_model", "data_config", "evaluate", "load_checkpoint",
     "load_logits", "read_annotations", "read_checkpoint", "real_index", "remap_state_dict",
     "rescore", "resolve_device", "run_eval", "save_logits", "score_logits", "demo_paths",
 ]
@@ -51,23 +52,40 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
              ece_bins: int = 15, img_size: int | None = None, crop_pct: float | None = None,
              interpolation: str | None = None, save_logits_path: str | None = None,
              per_image: bool = False, progress: bool = True, use_ema: bool = True,
-             metrics_kwargs: dict | None = None) -> tuple[dict, EvalResult, Any]:
-    """Build the model and dataset, evaluate, and return ``(report, result, namer)``."""
+             class_subset: str | None = "auto", mean: Sequence[float] | None = None,
+             std: Sequence[float] | None = None, crop_mode: str | None = None, compile: bool = False,
+             reparam: bool = False, metrics_kwargs: dict | None = None) -> tuple[dict, EvalResult, Any]:
+    """Build the model and dataset, evaluate, and return ``(report, result, namer)``.
+
+    ``class_subset``: ``auto`` (ImageNet-A/R class folders are scored on their 200 classes),
+    ``none``, ``imagenet_a``, ``imagenet_r`` or a file of class indices."""
     from ..report import build_report, class_namer
 
     t0 = time.perf_counter()
     net, model_info = create_model(model, checkpoint=checkpoint, pretrained=pretrained, num_classes=num_classes,
                                    allow_download=allow_download, use_ema=use_ema)
+    if reparam:
+        from timm.utils.model import reparameterize_model
+
+        net = reparameterize_model(net)
+    subset, subset_name = resolve_class_subset(class_subset, data)
+    if subset is not None:
+        model_info["class_subset"] = subset_name
+        if int(subset.max()) >= model_info["num_classes"]:
+            raise ValueError(f"class subset {subset_name} needs a model with >= {int(subset.max()) + 1} classes")
+    scored_classes = model_info["num_classes"] if subset is None else subset.numel()
     t_model = time.perf_counter() - t0
-    cfg = data_config(net, img_size=img_size, crop_pct=crop_pct, interpolation=interpolation)
+    cfg = data_config(net, img_size=img_size, crop_pct=crop_pct, interpolation=interpolation,
+                      mean=tuple(mean) if mean else None, std=tuple(std) if std else None, crop_mode=crop_mode)
     from timm.data import create_transform
 
     transform = create_transform(**cfg, is_training=False)
-    dataset = build_dataset(data, labels=labels, layout=layout, num_classes=model_info["num_classes"],
-                            transform=transform, limit=limit, targets_file=targets_file)
+    dataset = build_dataset(data, labels=labels, layout=layout, num_classes=scored_classes,
+                            transform=transform, limit=limit, targets_file=targets_file, class_subset=subset)
     result = evaluate(net, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp,
                       channels_last=channels_last, topk=topk, ece_bins=ece_bins,
-                      keep_logits=save_logits_path is not None, progress=progress, metrics_kwargs=metrics_kwargs)
+                      keep_logits=save_logits_path is not None, progress=progress, class_subset=subset,
+                      compile=compile, metrics_kwargs=metrics_kwargs)
     result.timings["model_build_s"] = t_model
     result.timings["total_s"] = time.perf_counter() - t0
     outputs = {}
@@ -76,9 +94,10 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
                               sample_index=result.records.index, targets=dataset.targets,
                               label_sets=dataset.label_sets,
                               extra={"model": model_info, "data": str(dataset.root),
-                                     "label_source": dataset.label_source})
+                                     "label_source": dataset.label_source,
+                                     "class_subset": None if subset is None else subset.tolist()})
         outputs["logits"] = written[0]
-    namer = class_namer(model_info["num_classes"], dataset.class_names, net)
+    namer = class_namer(model_info["num_classes"], dataset.class_names, net, class_subset=subset)
     config = {**result.config, "data_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
               "limit": limit, "labels": labels, "layout": layout}
     report = build_report(metrics=result.metrics, records=result.records, files=dataset.files,
@@ -105,7 +124,9 @@ def rescore(logits_path: str, *, labels: str | None = "auto", targets_file: str 
 
     t0 = time.perf_counter()
     logits, meta = load_logits(logits_path)
-    n, c = logits.shape
+    n, width = logits.shape
+    subset = torch.tensor(meta["class_subset"], dtype=torch.int64) if meta.get("class_subset") else None
+    c = width if subset is None else subset.numel()
     images = meta.get("images") or [f"row{i}" for i in range(n)]
     targets = torch.tensor(meta["target"], dtype=torch.int64) if meta.get("target") is not None else None
     sets = None
@@ -151,10 +172,10 @@ def rescore(logits_path: str, *, labels: str | None = "auto", targets_file: str 
     dev = resolve_device(device)
     t1 = time.perf_counter()
     metrics, records = score_logits(logits, targets=targets, label_sets=sets, topk=topk, ece_bins=ece_bins,
-                                    device=dev, metrics_kwargs=metrics_kwargs)
+                                    device=dev, class_subset=subset, metrics_kwargs=metrics_kwargs)
     t_score = time.perf_counter() - t1
     model_info = meta.get("model") or {"model": "(saved logits)"}
-    namer = class_namer(c)
+    namer = class_namer(width, class_subset=subset)
     report = build_report(metrics=metrics, records=records, files=images, targets=targets, label_sets=sets,
                           namer=namer, model=model_info,
                           dataset={"root": meta.get("data"), "layout": "saved logits", "num_images": n,

@@ -233,13 +233,15 @@ def _read_targets_file(path: Path, files: Sequence[str]) -> list[int]:
 
 def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto", layout: str = "auto",
                   num_classes: int = 1000, transform: Callable | None = None, limit: int | None = None,
-                  targets_file: str | None = None) -> EvalDataset:
+                  targets_file: str | None = None, class_subset: torch.Tensor | None = None) -> EvalDataset:
     """Find the images and their labels.
 
     ``labels``: ``"auto"`` (ReaL when the files are ImageNet val files, else none),
     ``"real"`` or ``"real:PATH"`` (ReaL sets by val file number), ``"none"``, or the path
     of an annotation file (JSON/CSV, see :func:`read_annotations`; a ReaL-format JSON list
-    of 50,000 lists also works). ``layout``: one of :data:`LAYOUTS`.
+    of 50,000 lists also works). ``layout``: one of :data:`LAYOUTS`. ``num_classes``: the
+    scored classes (``len(class_subset)`` with a subset: ImageNet synset folders then map to
+    positions in ``class_subset``, e.g. ImageNet-R / ImageNet-A).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -291,12 +293,19 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
         else:  # imagefolder, or imagenet-val with class sub-folders
             pairs = _folder_files(root, dirs)
             files = [f for f, _ in pairs]
-            if dirs and all(_SYNSET_RE.match(d) for d in dirs) and num_classes == 1000:
+            if dirs and all(_SYNSET_RE.match(d) for d in dirs) and (num_classes == 1000 or class_subset is not None):
                 syn = {s: i for i, s in enumerate(_imagenet_synsets())}
+                if class_subset is not None:
+                    pos = {int(c): j for j, c in enumerate(class_subset.tolist())}
+                    outside = [d for d in dirs if syn.get(d) not in pos]
+                    if outside:
+                        raise ValueError(f"{len(outside)} class folders are not in the class subset, e.g. {outside[:3]}")
+                    syn = {d: pos[syn[d]] for d in dirs}
                 if all(d in syn for d in dirs):
                     tg = [syn[d] for _, d in pairs]
                     class_names = None
-                    notes.append("class folders are ImageNet synsets: targets in timm's ImageNet-1k order")
+                    notes.append("class folders are ImageNet synsets: targets in timm's ImageNet-1k order"
+                                 + (" (positions in the class subset)" if class_subset is not None else ""))
             if tg is None:
                 class_names = list(dirs)
                 pos = {d: i for i, d in enumerate(dirs)}
@@ -319,6 +328,11 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
 
     if labels == "auto" and real_path is None and ann is None and any(real_index(f) is not None for f in files):
         real_path = imagenet_real_labels_path()
+    if real_path is not None and class_subset is not None:
+        if labels == "auto":
+            real_path = None
+        else:
+            raise ValueError("ReaL labels are for all 1000 ImageNet classes; they do not combine with a class subset")
     if real_path is not None:
         with open(real_path) as f:
             real = json.load(f)
@@ -347,3 +361,36 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
     return EvalDataset(root=root, files=list(files), targets=targets, label_sets=label_sets, groups=groups,
                        layout=layout, label_source=label_source, class_names=class_names,
                        transform=transform, notes=notes)
+
+
+def detect_class_subset(data: str | os.PathLike | None) -> str | None:
+    """``"imagenet_a"`` / ``"imagenet_r"`` when ``data``'s class folders are exactly that
+    data set's 200 ImageNet synsets, else None."""
+    if data is None or not Path(data).is_dir():
+        return None
+    _, dirs = _scan(Path(data))
+    if len(dirs) < 2 or not all(_SYNSET_RE.match(d) for d in dirs):
+        return None
+    from ..functional.subsets import TIMM_SUBSETS, timm_info_dir
+
+    for name in TIMM_SUBSETS:
+        f = timm_info_dir() / f"{name}_synsets.txt"
+        if f.is_file() and set(dirs) == {ln.strip() for ln in open(f) if ln.strip()}:
+            return name
+    return None
+
+
+def resolve_class_subset(spec: str | None, data=None) -> tuple[torch.Tensor | None, str | None]:
+    """``--class-subset``: ``auto`` (ImageNet-A/R folders), ``none``, ``imagenet_a``,
+    ``imagenet_r``, or a file of ImageNet-1k class indices (one per line)."""
+    if spec in (None, "", "none"):
+        return None, None
+    if spec == "auto":
+        spec = detect_class_subset(data)
+        if spec is None:
+            return None, None
+    from ..functional.subsets import TIMM_SUBSETS, load_class_subset
+
+    if spec in TIMM_SUBSETS:
+        return load_class_subset(spec), spec
+    return load_class_subset("file", path=spec), str(spec)

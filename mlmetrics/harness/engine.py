@@ -55,13 +55,17 @@ class Scorer:
     def __init__(self, num_classes: int, *, targets: torch.Tensor | None = None,
                  label_sets: LabelSets | None = None, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
                  device: torch.device | str = "cpu", keep_k: int = 5, keep_logits: bool = False,
-                 num_samples: int | None = None, metrics_kwargs: dict | None = None):
+                 num_samples: int | None = None, class_subset: torch.Tensor | None = None,
+                 metrics_kwargs: dict | None = None):
         from ..metrics import ClassificationMetrics
 
         self.device = torch.device(device)
-        self.num_classes = int(num_classes)
-        self.topk = tuple(int(k) for k in topk if int(k) <= self.num_classes)
-        self.keep_k = min(int(keep_k), self.num_classes)
+        self.num_classes = int(num_classes)  # logits width
+        self.class_subset = None if class_subset is None else torch.as_tensor(class_subset, dtype=torch.int64)
+        scored = self.num_classes if self.class_subset is None else self.class_subset.numel()
+        self.topk = tuple(int(k) for k in topk if int(k) <= scored)
+        self.keep_k = min(int(keep_k), scored)
+        self._subset_dev = None if self.class_subset is None else self.class_subset.to(self.device)
         self.targets = None if targets is None else targets.to(self.device)
         self.label_sets = label_sets
         self._ls_dev = None if label_sets is None else label_sets.to(self.device)
@@ -69,6 +73,8 @@ class Scorer:
         if label_sets is None and num_samples is not None:
             kw.setdefault("num_samples", int(num_samples))
         self._pass_index = label_sets is not None or "num_samples" in kw
+        if self.class_subset is not None:
+            kw["class_subset"] = self.class_subset
         self.metrics = ClassificationMetrics(self.num_classes, topk=self.topk, label_sets=label_sets,
                                              ece_bins=ece_bins, **kw)
         self.keep_logits = keep_logits
@@ -85,7 +91,7 @@ class Scorer:
         target = None if self.targets is None else self.targets[index]
         self.metrics.update(logits, target=target, sample_index=index if self._pass_index else None)
         sets = None if self._ls_dev is None else self._ls_dev[index]
-        st = topk_stats(logits, self.keep_k, target=target, label_sets=sets)
+        st = topk_stats(logits, self.keep_k, target=target, label_sets=sets, class_subset=self._subset_dev)
         self._rec.append((index, st.topk_probs, st.topk_indices, st.hits, st.target_rank, st.nonfinite))
         if self.keep_logits:
             self._logits.append(logits.detach().float().cpu())
@@ -137,7 +143,8 @@ def default_workers() -> int:
 def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torch.device | None = None,
              batch_size: int = 128, workers: int | None = None, amp: str | None = None,
              channels_last: bool = False, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
-             keep_logits: bool = False, progress: bool = True, metrics_kwargs: dict | None = None) -> EvalResult:
+             keep_logits: bool = False, progress: bool = True, class_subset: torch.Tensor | None = None,
+             compile: bool = False, metrics_kwargs: dict | None = None) -> EvalResult:
     """Run ``model`` over ``dataset`` and score it. Logits are streamed into the metrics
     (and kept on the CPU only with ``keep_logits``)."""
     device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -148,9 +155,11 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
     model = model.eval().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
     scorer = Scorer(num_classes, targets=dataset.targets, label_sets=dataset.label_sets, topk=topk,
                     ece_bins=ece_bins, device=device, keep_logits=keep_logits, num_samples=len(dataset),
-                    metrics_kwargs=metrics_kwargs)
+                    class_subset=class_subset, metrics_kwargs=metrics_kwargs)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
         pin_memory=device.type == "cuda", collate_fn=collate_skip, drop_last=False,
@@ -202,8 +211,9 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
         "compute_s": t_compute,
         "images_per_s": scorer.num_scored / t_loop if t_loop > 0 else 0.0,
     }
-    config = {"device": str(device), "batch_size": batch_size, "workers": workers, "amp": amp or "none",
-              "channels_last": bool(channels_last), "topk": list(scorer.topk), "ece_bins": ece_bins}
+    config = {"device": str(device), "batch_size": batch_size,
+              "class_subset": None if class_subset is None else len(class_subset), "workers": workers, "amp": amp or "none",
+              "channels_last": bool(channels_last), "compile": bool(compile), "topk": list(scorer.topk), "ece_bins": ece_bins}
     return EvalResult(metrics=metrics, records=records, skipped=skipped, timings=timings,
                       num_images=len(dataset), num_scored=scorer.num_scored,
                       logits=scorer.logits(), config=config)
@@ -266,12 +276,13 @@ def load_logits(path: str | os.PathLike) -> tuple[torch.Tensor, dict]:
 
 def score_logits(logits: torch.Tensor, *, targets: torch.Tensor | None = None,
                  label_sets: LabelSets | None = None, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
-                 chunk: int = 4096, device: str | torch.device = "cpu",
+                 chunk: int = 4096, device: str | torch.device = "cpu", class_subset: torch.Tensor | None = None,
                  metrics_kwargs: dict | None = None) -> tuple[dict, Records]:
     """Score saved logits [M, C] (row i is sample i of ``targets`` / ``label_sets``)."""
     device = torch.device(device)
     scorer = Scorer(logits.shape[1], targets=targets, label_sets=label_sets, topk=topk, ece_bins=ece_bins,
-                    device=device, num_samples=logits.shape[0], metrics_kwargs=metrics_kwargs)
+                    device=device, num_samples=logits.shape[0], class_subset=class_subset,
+                    metrics_kwargs=metrics_kwargs)
     for s in range(0, logits.shape[0], chunk):
         idx = torch.arange(s, min(s + chunk, logits.shape[0]), dtype=torch.int64)
         scorer.update(logits[s:s + chunk].to(device), idx)

@@ -39,9 +39,15 @@ def jsonable(v: Any) -> Any:
     return str(v)
 
 
-def class_namer(num_classes: int, class_names: Sequence[str] | None = None, model=None) -> Callable[[int], str]:
+def class_namer(num_classes: int, class_names: Sequence[str] | None = None, model=None,
+                class_subset=None) -> Callable[[int], str]:
     """index -> human-readable class name: ImageNet names (from timm) for ImageNet-sized
-    heads, else the dataset's folder names, else the index."""
+    heads, else the dataset's folder names, else the index. With ``class_subset`` the index
+    is a position in the subset."""
+    if class_subset is not None:
+        full = class_namer(num_classes, None, model)
+        sub = [int(c) for c in torch.as_tensor(class_subset).tolist()]
+        return lambda i: full(sub[int(i)])
     if class_names is not None and len(class_names) == num_classes:
         names = list(class_names)
         return lambda i: names[i]

@@ -251,3 +251,38 @@ def test_limit_and_errors(val_flat, tmp_path, capsys):
     assert "unknown timm model" in capsys.readouterr().err
     assert main(["eval", "--model", MODEL, "--data", str(tmp_path / "nope"), "-q"]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_class_subset_imagenet_r(tmp_path):
+    from mlmetrics.functional.subsets import load_class_subset, timm_info_dir
+    from mlmetrics.harness import detect_class_subset, rescore
+
+    syn = (timm_info_dir() / "imagenet_r_synsets.txt").read_text().split()
+    sub = load_class_subset("imagenet_r")
+    full = tmp_path / "full"
+    for s in syn:
+        (full / s).mkdir(parents=True)
+    assert detect_class_subset(full) == "imagenet_r"  # all 200 folders: auto-detected
+    part = tmp_path / "part"
+    picks = [0, 5, 199]
+    for j in picks:
+        (part / syn[j]).mkdir(parents=True)
+        _write_image(part / syn[j] / "x.jpg", j)
+    assert detect_class_subset(part) is None
+    rep, res, namer = run_eval(model=MODEL, data=str(part), class_subset="imagenet_r", per_image=True,
+                               save_logits_path=str(tmp_path / "l.pt"), **FAST)
+    assert [r["target"] for r in rep["per_image"]] == picks  # positions in the subset
+    assert rep["model"]["class_subset"] == "imagenet_r"
+    logits, meta = load_logits(tmp_path / "l.pt")
+    assert logits.shape == (3, 1000) and meta["class_subset"] == sub.tolist()
+    restricted = logits[:, sub]
+    top1 = (restricted.argmax(1) == torch.tensor(picks)).double().mean().item()
+    assert rep["metrics"]["top1"] == pytest.approx(top1)
+    for r, row in zip(rep["per_image"], restricted):
+        assert r["top5"][0]["index"] == int(row.argmax())
+        assert r["top5"][0]["name"] == namer(int(row.argmax()))
+    from timm.data import ImageNetInfo
+
+    assert namer(0) == ImageNetInfo().index_to_description(int(sub[0]))
+    re, _, _ = rescore(str(tmp_path / "l.pt"))
+    _assert_same_metrics(re["metrics"], rep["metrics"])
