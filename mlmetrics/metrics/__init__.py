@@ -17,6 +17,23 @@ batch) and one-number subclasses; :class:`TorchMetricsAdapter` (lazy: needs torc
   ``subgroup_accuracy``, ``subgroup_accuracy_fractional``, ``subgroup_count`` ({label count:
   value}); ``asma``, ``asma_fractional``; ``label_count_histogram`` (tensor, of the rows
   seen); ``multilabel_proportion``; ``mean_label_count``
+
+Policies:
+
+* one ``mlmetrics.topk_stats`` call per ``update`` (one read of the logits), with
+  ``k = max(max(topk), min(largest |Y_i| of label_sets, max_label_k=16, C))`` and
+  ``with_softmax`` only when a softmax metric (groups nll / calibration / ood) is included;
+* ``nonfinite="error"`` (default): rows whose softmax is undefined (NaN or +inf, or all -inf)
+  make ``compute()`` raise ``ValueError`` with their count; ``"ignore"`` drops them from every
+  metric and reports ``nonfinite_rows``;
+* targets outside ``[0, C)`` and ``sample_index`` outside the label sets are counted on the device
+  during ``update`` (no host sync) and raised as ``ValueError`` by ``compute()``; ``compute()``
+  before any ``update()`` raises ``RuntimeError``;
+* empty label sets are excluded from every multi-label metric (counted in ``empty_label_sets``);
+* ASMA (Anzaku et al., arXiv 2412.18409) = unweighted mean over label-count subgroups
+  (m = |Y_i| >= 1, optionally ``subgroup_cap``) of the strict variable top-k accuracy (k = m);
+* distributed: ``compute()`` all-reduces when ``torch.distributed`` is initialised (SUM of the
+  sums, or MAX of the per-sample dedupe records so DistributedSampler padding counts once).
 """
 from .classification import (ASMA, NLL, BrierScore, ClassificationMetrics, ExpectedCalibrationError,
                              MacroAccuracy, RealAccuracy, TopKAccuracy, VariableTopKAccuracy)

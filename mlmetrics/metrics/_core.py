@@ -114,7 +114,7 @@ def row_features(cfg: Config, st, has_target: bool, set_sizes: torch.Tensor | No
         sum_p2 = stats[:, 3]
         if has_target:
             tlogit = stats[:, 4]
-            nll = lse - tlogit
+            nll = (lse - tlogit).clamp(min=0.0)  # fp32 rounding of lse can put it 1 ulp below
             p_t = torch.exp(-nll)
             brier = sum_p2 - 2.0 * p_t + 1.0
         else:

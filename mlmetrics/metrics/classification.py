@@ -224,9 +224,14 @@ class ClassificationMetrics:
             d.all_reduce(records, op=d.ReduceOp.MAX)  # duplicates hold identical rows: MAX dedupes
             self._synced = self._local_sums(records, errors)
         else:
-            s = {k: v.clone() for k, v in self.state.items()}
-            for k in sorted(s):
-                d.all_reduce(s[k], op=d.ReduceOp.SUM)
+            names = sorted(self.state)
+            flat = torch.cat([self.state[k].reshape(-1) for k in names])  # one all_reduce for all sums
+            d.all_reduce(flat, op=d.ReduceOp.SUM)
+            s, i = {}, 0
+            for k in names:
+                v = self.state[k]
+                s[k] = flat[i:i + v.numel()].reshape(v.shape)
+                i += v.numel()
             s["bad_index"] = s["bad_index"] + errors[0]
             self._synced = s
 

@@ -197,3 +197,33 @@ def test_subgroup_cap_merges_large_counts(worked):
     assert F.asma(x, ls, subgroup_cap=10) == pytest.approx(13 / 18)
     with pytest.raises(ValueError, match="subgroup_cap"):
         F.asma(x, ls, subgroup_cap=0)
+
+
+def test_empty_sets_differ_from_sklearn_samples_average():
+    """Empty label sets: we (and timm's RealLabelsImagenet) leave the row out; sklearn's
+    sample-averaged multi-label scores keep it (recall/precision 0 via zero_division, subset
+    accuracy 0, hamming loss k / C). On the non-empty rows the definitions agree."""
+    from sklearn.metrics import accuracy_score, hamming_loss, precision_score, recall_score
+
+    g = torch.Generator().manual_seed(3)
+    n, c, k = 40, 8, 2
+    x = torch.randn(n, c, generator=g)
+    rng = np.random.default_rng(3)
+    lists = [sorted(rng.choice(c, size=rng.integers(0, 4), replace=False).tolist()) for _ in range(n)]
+    ls = LabelSets.from_lists(lists, c)
+    y_true = ls.to_dense().numpy()
+    y_pred = np.zeros_like(y_true)
+    np.put_along_axis(y_pred, torch.topk(x, k).indices.numpy(), True, axis=1)
+    n_l = sum(1 for s in lists if s)
+    n_e = n - n_l
+    assert n_e > 0
+    out = F.classification_metrics(x, None, ls, topk=(k,), include=("multilabel",))
+    sk_rec = recall_score(y_true, y_pred, average="samples", zero_division=0)
+    sk_prec = precision_score(y_true, y_pred, average="samples", zero_division=0)
+    assert sk_rec == pytest.approx(out[f"recall@{k}"] * n_l / n)
+    assert sk_prec == pytest.approx(out[f"precision@{k}"] * n_l / n)
+    assert accuracy_score(y_true, y_pred) == pytest.approx(out[f"subset_accuracy@{k}"] * n_l / n)
+    assert hamming_loss(y_true, y_pred) == pytest.approx((out[f"hamming_loss@{k}"] * n_l + n_e * k / c) / n)
+    # restricted to the non-empty rows, sklearn and we agree exactly
+    keep = np.array([bool(s) for s in lists])
+    assert recall_score(y_true[keep], y_pred[keep], average="samples") == pytest.approx(out[f"recall@{k}"])
