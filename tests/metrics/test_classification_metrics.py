@@ -270,3 +270,14 @@ def test_bad_inputs(data):
 def test_top_level_package_exports():
     assert mlmetrics.ClassificationMetrics is ClassificationMetrics
     assert hasattr(mlmetrics, "functional") and hasattr(mlmetrics, "metrics")
+
+
+def test_backend_passthrough_reference_equals_auto(data):
+    x, t, ls = data
+    a = ClassificationMetrics(C, topk=(1, 5), label_sets=ls, backend="reference")
+    a.update(x, t, sample_index=torch.arange(N))
+    b = ClassificationMetrics(C, topk=(1, 5), label_sets=ls)
+    b.update(x, t, sample_index=torch.arange(N))
+    _same(a.compute(), b.compute(), tol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        ClassificationMetrics(C, backend="nope").update(x, t)
