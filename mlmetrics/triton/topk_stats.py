@@ -3,17 +3,18 @@
 One program handles ``BLOCK_R`` rows (several rows for small C, one row for large C) and
 streams them in column tiles of ``BLOCK_C``:
 
-* rank order uses the same keys as ``csrc/topk_stats.h``. Triton has no convenient unsigned
-  64-bit compares, so the keys here are the C++ keys with the sign bit flipped, which makes a
-  *signed* compare give the same order:
-    - ``order_key(x)``: int32; C++ ``order_key(x) ^ 0x80000000``. NaN (any payload) ->
-      0x7FFFFFFF, -0.0 -> +0.0, negative floats have their 31 low bits flipped.
+* rank order uses the same keys as ``csrc/topk_stats.h`` up to an order-preserving change
+  that lets Triton compare them as *signed* integers (it has no handy unsigned 64-bit compare):
+    - ``order_key(x)``: int32; NaN (any payload) -> INT32_MAX, -0.0 and +0.0 -> 0, a finite or
+      infinite x -> its bits if x >= 0, minus its magnitude bits if x < 0. Signed order of
+      these == unsigned order of the C++ ``order_key`` (equal keys exactly where C++ has them).
     - ``rank_key(ok, idx)``: int64; ``ok`` in the high word, ``~idx`` (as uint32) in the low
-      word, i.e. C++ ``rank_key ^ (1 << 63)``. Larger key = earlier in rank order.
+      word, like C++ ``rank_key``. Larger key = earlier in rank order (ties: lower index).
 * a running top-k of rank keys lives in registers (``KP = next_pow2(k)`` slots per row, unsorted);
   its minimum is the admission threshold. A tile whose max order key cannot beat the
   threshold costs one int32 max reduction; otherwise the tile's keys are extracted by
-  repeated max (at most k rounds, usually 0-2 after the first tile).
+  repeated max (at most k rounds, usually 0-2 after the first tiles). Full tiles load
+  without masks; rows past N re-read row N-1 and are not stored.
 * the tile's max order key also gives the tile's max float (for online softmax) and,
   over the row, the non-finite flag (max key is NaN / +inf, or is -inf).
 * online softmax statistics (fp32): m (running max), s = sum e^(x-m), u = sum e^(x-m)(x-m),
@@ -38,22 +39,26 @@ MAX_FUSED_K = 128
 _INT32_MAX = 2147483647
 _INT32_MIN: tl.constexpr = tl.constexpr(-2147483648)
 _KEY_POSINF: tl.constexpr = tl.constexpr(0x7F800000)  # order_key(+inf)
-_KEY_NEGINF: tl.constexpr = tl.constexpr(-2139095041)  # order_key(-inf) = 0xFF800000 ^ 0x7FFFFFFF
+_KEY_NEGINF: tl.constexpr = tl.constexpr(-0x7F800000)  # order_key(-inf)
 
 
 @triton.jit
 def order_key(x):
-    """float32 -> int32 whose signed order is the rank order of the values (see module doc)."""
-    x = tl.where(x == 0.0, 0.0, x)  # -0.0 -> +0.0 (NaN compares false and stays)
+    """float32 -> int32 whose signed order is the rank order of the values (see module doc).
+
+    NaN (any payload) -> INT32_MAX; -0.0 and +0.0 -> 0; a negative float -> minus its magnitude
+    bits (order-equivalent to C++ ``order_key(x) ^ 0x80000000``, which maps -0.0 onto +0.0 too).
+    """
     b = x.to(tl.int32, bitcast=True)
-    k = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
+    mag = b & 0x7FFFFFFF
+    k = tl.where(b < 0, -mag, mag)
     return tl.where(x != x, 0x7FFFFFFF, k)
 
 
 @triton.jit
 def order_key_value(k):
     """Inverse of order_key (NaN keys give a NaN, -0.0 comes back as +0.0)."""
-    b = tl.where(k < 0, k ^ 0x7FFFFFFF, k)
+    b = tl.where(k < 0, (-k) | -2147483648, k)
     return b.to(tl.float32, bitcast=True)
 
 
@@ -70,6 +75,74 @@ def rank_key_index(key):
 
 
 @triton.jit
+def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
+          buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane, t_ok, t_rel,
+          BLOCK_C: tl.constexpr, MASKED: tl.constexpr, HAS_SUBSET: tl.constexpr,
+          HAS_TARGET: tl.constexpr, WITH_SOFTMAX: tl.constexpr):
+    """Fold one [BLOCK_R, BLOCK_C] column tile into the running state of its rows."""
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    LOG2E: tl.constexpr = 1.4426950408889634
+    cols = start + lanes
+    if MASKED:
+        cmask = cols < C
+        if HAS_SUBSET:
+            src = tl.load(subset_ptr + cols, mask=cmask, other=0)
+        else:
+            src = cols.to(tl.int64)
+        # padding columns read as -inf: their rank keys (index >= C) sit below every real entry,
+        # they add 0 to the softmax sums and never count above a target
+        x = tl.load(x_ptr + row_off[:, None] + src[None, :] * stride_c, mask=cmask[None, :],
+                    other=float("-inf")).to(tl.float32)
+    else:
+        if HAS_SUBSET:
+            src = tl.load(subset_ptr + cols)
+        else:
+            src = cols.to(tl.int64)
+        x = tl.load(x_ptr + row_off[:, None] + src[None, :] * stride_c).to(tl.float32)
+    ok = order_key(x)
+    t_max_ok = tl.max(ok, 1)
+    row_max_ok = tl.maximum(row_max_ok, t_max_ok)
+
+    if HAS_TARGET:
+        # key(j) > key(t)  <=>  ok_j > ok_t, or ok_j == ok_t and j < t. ok_t >= order_key(-inf),
+        # so ok_t - 1 cannot overflow. t_rel = t - start per row.
+        t_thr = tl.where(lanes[None, :] < t_rel[:, None], t_ok[:, None] - 1, t_ok[:, None])
+        cnt_lane += (ok > t_thr).to(tl.int32)
+
+    if WITH_SOFTMAX:
+        # online softmax; differences to the max are clamped at -200 (e^-200 is 0 in fp32),
+        # which keeps e * d = 0 for -inf entries and for differences that overflow.
+        mt = order_key_value(t_max_ok)
+        m_new = tl.maximum(m_run, mt)
+        ms = tl.where(m_new == float("-inf"), 0.0, m_new)
+        dmx = tl.maximum(m_run - ms, -200.0)
+        a = tl.exp2(dmx * LOG2E)
+        d = tl.maximum(x - ms[:, None], -200.0)
+        e = tl.exp2(d * LOG2E)
+        u_run = a * (u_run + s_run * dmx) + tl.sum(e * d, 1)
+        s_run = s_run * a + tl.sum(e, 1)
+        q_run = q_run * a * a + tl.sum(e * e, 1)
+        m_run = m_new
+
+    # Can a key of the tile beat the row's current k-th best? (>=: ties on the value are
+    # settled by the index in the exact 64-bit test below.) Usually not after the first tiles.
+    need = t_max_ok >= (thr >> 32).to(tl.int32)
+    if tl.max(need.to(tl.int32), 0) > 0:
+        keys = rank_key(ok, cols[None, :])
+        km = tl.max(keys, 1)
+        go = km > thr
+        n_go = tl.sum(go.to(tl.int32), 0)
+        while n_go > 0:  # move the tile's best key into the slot of the buffer's minimum
+            buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
+            keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
+            thr = tl.min(buf, 1)
+            km = tl.max(keys, 1)
+            go = km > thr
+            n_go = tl.sum(go.to(tl.int32), 0)
+    return buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane
+
+
+@triton.jit
 def _topk_stats_kernel(
     x_ptr, stride_r, stride_c, N, C,
     subset_ptr, target_ptr, ranges_ptr, labels_ptr, L,
@@ -80,13 +153,14 @@ def _topk_stats_kernel(
 ):
     KEY_MIN: tl.constexpr = -9223372036854775808
     KEY_MAX: tl.constexpr = 9223372036854775807
-    LOG2E: tl.constexpr = 1.4426950408889634
     LN2: tl.constexpr = 0.6931471805599453
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = rows < N
-    row_off = rows * stride_r  # int64 [R]
+    # rows past N re-read row N-1 (never stored): the streaming loads need no row mask
+    row_off = tl.minimum(rows, N - 1) * stride_r  # int64 [R]
     slots = tl.arange(0, KP)
+    lanes = tl.arange(0, BLOCK_C)
 
     # ---- target: load its logit first, then count keys above its key while streaming
     if HAS_TARGET:
@@ -101,7 +175,10 @@ def _topk_stats_kernel(
         xt = tl.where(tvalid, xt, float("nan"))
         t_ok = order_key(xt)
         t_idx = t_safe.to(tl.int32)
-        cnt_lane = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
+    else:
+        t_ok = tl.zeros([BLOCK_R], dtype=tl.int32)
+        t_idx = tl.zeros([BLOCK_R], dtype=tl.int32)
+    cnt_lane = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
 
     # ---- running top-k buffer: unique padding keys so that exactly one slot is the minimum
     pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
@@ -109,63 +186,22 @@ def _topk_stats_kernel(
     buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
     thr = tl.min(buf, 1)
     row_max_ok = tl.full([BLOCK_R], _INT32_MIN, tl.int32)
+    m_run = tl.full([BLOCK_R], float("-inf"), tl.float32)
+    s_run = tl.zeros([BLOCK_R], dtype=tl.float32)
+    u_run = tl.zeros([BLOCK_R], dtype=tl.float32)
+    q_run = tl.zeros([BLOCK_R], dtype=tl.float32)
 
-    if WITH_SOFTMAX:
-        m_run = tl.full([BLOCK_R], float("-inf"), tl.float32)
-        s_run = tl.zeros([BLOCK_R], dtype=tl.float32)
-        u_run = tl.zeros([BLOCK_R], dtype=tl.float32)
-        q_run = tl.zeros([BLOCK_R], dtype=tl.float32)
-
-    for start in range(0, C, BLOCK_C):
-        cols = start + tl.arange(0, BLOCK_C)
-        cmask = cols < C
-        if HAS_SUBSET:
-            src = tl.load(subset_ptr + cols, mask=cmask, other=0)
-        else:
-            src = cols.to(tl.int64)
-        m2 = rmask[:, None] & cmask[None, :]
-        x = tl.load(x_ptr + row_off[:, None] + src[None, :] * stride_c, mask=m2,
-                    other=float("-inf")).to(tl.float32)
-        ok = tl.where(m2, order_key(x), _INT32_MIN)
-        t_max_ok = tl.max(ok, 1)
-        row_max_ok = tl.maximum(row_max_ok, t_max_ok)
-
-        if HAS_TARGET:
-            # key(j) > key(t)  <=>  ok_j > ok_t, or ok_j == ok_t and j < t.  ok_t >= order_key(-inf)
-            # so ok_t - 1 cannot overflow; masked columns (INT32_MIN) never count.
-            t_thr = t_ok[:, None] - (cols[None, :] < t_idx[:, None]).to(tl.int32)
-            cnt_lane += (ok > t_thr).to(tl.int32)
-
-        if WITH_SOFTMAX:
-            # online softmax; differences to the max are clamped at -200 (e^-200 is 0 in fp32),
-            # which keeps e * d = 0 for -inf entries and for differences that overflow.
-            mt = order_key_value(t_max_ok)
-            m_new = tl.maximum(m_run, mt)
-            ms = tl.where(m_new == float("-inf"), 0.0, m_new)
-            dmx = tl.maximum(m_run - ms, -200.0)
-            a = tl.exp2(dmx * LOG2E)
-            d = tl.maximum(x - ms[:, None], -200.0)
-            e = tl.exp2(d * LOG2E)
-            u_run = a * (u_run + s_run * dmx) + tl.sum(e * d, 1)
-            s_run = s_run * a + tl.sum(e, 1)
-            q_run = q_run * a * a + tl.sum(e * e, 1)
-            m_run = m_new
-
-        # can any key of the tile beat the row's current k-th best? (>=: ties on the value
-        # are settled by the index in the exact 64-bit test below)
-        need = rmask & (t_max_ok >= (thr >> 32).to(tl.int32))
-        if tl.max(need.to(tl.int32), 0) > 0:
-            keys = tl.where(m2, rank_key(ok, cols[None, :]), KEY_MIN)
-            km = tl.max(keys, 1)
-            go = km > thr
-            n_go = tl.sum(go.to(tl.int32), 0)
-            while n_go > 0:
-                buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
-                keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
-                thr = tl.min(buf, 1)
-                km = tl.max(keys, 1)
-                go = km > thr
-                n_go = tl.sum(go.to(tl.int32), 0)
+    c_full = (C // BLOCK_C) * BLOCK_C
+    for start in range(0, c_full, BLOCK_C):
+        buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
+            buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane, t_ok, t_idx - start,
+            BLOCK_C, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
+    if c_full < C:
+        buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, c_full, C, lanes,
+            buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane, t_ok, t_idx - c_full,
+            BLOCK_C, True, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
 
     # ---- row statistics
     nonfinite = (row_max_ok >= _KEY_POSINF) | (row_max_ok == _KEY_NEGINF)
@@ -190,6 +226,7 @@ def _topk_stats_kernel(
     else:
         tl.store(sbase + 4, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
 
+    # ---- top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
     buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
     buf_idx = rank_key_index(buf)
     if HAS_LABELS:
@@ -244,9 +281,9 @@ def _hits_kernel(idx_ptr, ranges_ptr, labels_ptr, L, out_ptr, K, BLOCK_K: tl.con
 
 def _torch_order_key(x32: torch.Tensor) -> torch.Tensor:
     """int32 order key in torch (the same map as the Triton ``order_key``)."""
-    x32 = torch.where(x32 == 0, torch.zeros((), dtype=x32.dtype, device=x32.device), x32)
     b = x32.view(torch.int32)
-    k = torch.where(b < 0, b ^ 0x7FFFFFFF, b)
+    mag = b & 0x7FFFFFFF
+    k = torch.where(b < 0, -mag, mag)
     return torch.where(torch.isnan(x32), torch.full_like(k, _INT32_MAX), k)
 
 
