@@ -109,22 +109,29 @@ def bench(quick=False):
 def sweep():
     from triton.testing import do_bench
 
-    cfgs = {
-        (65536, 1000, torch.float32): [(4, 256, 1), (2, 512, 1), (8, 128, 1), (1, 1024, 1), (2, 256, 1)],
-        (4096, 131072, torch.bfloat16): [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (2, 512, 1)],
-    }
-    for (n, c, dt), cl in cfgs.items():
+    full = (("k5", 5, False, True), ("+tgt", 5, True, True), ("k1", 1, False, True), ("k5 nosm", 5, False, False))
+    short = (("k5", 5, False, True), ("+tgt", 5, True, True))
+    cfgs = [
+        ((65536, 1000, torch.float32), [(4, 256, 1), (2, 512, 1), (8, 128, 1), (1, 1024, 1), (2, 256, 1)], full),
+        ((4096, 131072, torch.bfloat16), [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (2, 512, 1)], full),
+        ((4096, 21841, torch.float16), [(1, 512, 1), (1, 1024, 1)], short),
+        ((65536, 100, torch.float32), [(8, 128, 1), (16, 128, 1)], short),
+        ((65536, 10, torch.float32), [(32, 16, 1), (64, 16, 1)], short),
+    ]
+    for (n, c, dt), cl, variants in cfgs:
         x = torch.randn(n, c, device="cuda", dtype=dt)
         tgt = torch.randint(0, c, (n,), device="cuda")
         nbytes = x.numel() * x.element_size()
+        ms = do_bench(lambda: torch.softmax(x, -1).topk(5), warmup=5, rep=30)
+        print(f"torch {n}x{c} {str(dt)[6:]} softmax(x,-1).topk(5): {ms:.3f}ms {nbytes / ms / 1e6:.0f}GB/s")
         for br, bc, nw in cl:
             res = []
-            for name, k, t, sm in (("k5", 5, None, True), ("+tgt", 5, tgt, True), ("k1", 1, None, True),
-                                   ("k5 nosm", 5, None, False)):
+            for name, k, use_t, sm in variants:
+                t = tgt if use_t else None
                 ms = do_bench(lambda: topk_stats(x, k, t, None, None, None, sm, block_r=br, block_c=bc,
                                                  num_warps=nw), warmup=5, rep=30)
                 res.append(f"{name} {ms:.3f}ms {nbytes / ms / 1e6:.0f}GB/s")
-            print(f"sweep {n}x{c} R={br} BC={bc} nw={nw}: " + " | ".join(res))
+            print(f"sweep {n}x{c} {str(dt)[6:]} R={br} BC={bc} nw={nw}: " + " | ".join(res))
         del x
 
 
