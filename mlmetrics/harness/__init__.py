@@ -54,11 +54,14 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
              per_image: bool = False, progress: bool = True, use_ema: bool = True,
              class_subset: str | None = "auto", mean: Sequence[float] | None = None,
              std: Sequence[float] | None = None, crop_mode: str | None = None, compile: bool = False,
-             reparam: bool = False, metrics_kwargs: dict | None = None) -> tuple[dict, EvalResult, Any]:
+             reparam: bool = False, normalize_on_device: bool | None = None,
+             metrics_kwargs: dict | None = None) -> tuple[dict, EvalResult, Any]:
     """Build the model and dataset, evaluate, and return ``(report, result, namer)``.
 
     ``class_subset``: ``auto`` (ImageNet-A/R class folders are scored on their 200 classes),
-    ``none``, ``imagenet_a``, ``imagenet_r`` or a file of class indices."""
+    ``none``, ``imagenet_a``, ``imagenet_r`` or a file of class indices.
+    ``normalize_on_device``: decode to uint8 in the workers and normalise on the device
+    (default: on CUDA, like timm's prefetcher)."""
     from ..report import build_report, class_namer
 
     t0 = time.perf_counter()
@@ -79,13 +82,17 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
                       mean=tuple(mean) if mean else None, std=tuple(std) if std else None, crop_mode=crop_mode)
     from timm.data import create_transform
 
-    transform = create_transform(**cfg, is_training=False)
+    dev = resolve_device(device)
+    if normalize_on_device is None:
+        normalize_on_device = dev.type == "cuda"
+    transform = create_transform(**cfg, is_training=False, use_prefetcher=bool(normalize_on_device))
     dataset = build_dataset(data, labels=labels, layout=layout, num_classes=scored_classes,
                             transform=transform, limit=limit, targets_file=targets_file, class_subset=subset)
-    result = evaluate(net, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp,
+    result = evaluate(net, dataset, device=dev, batch_size=batch_size, workers=workers, amp=amp,
                       channels_last=channels_last, topk=topk, ece_bins=ece_bins,
                       keep_logits=save_logits_path is not None, progress=progress, class_subset=subset,
-                      compile=compile, metrics_kwargs=metrics_kwargs)
+                      compile=compile, metrics_kwargs=metrics_kwargs,
+                      normalize=(cfg["mean"], cfg["std"]) if normalize_on_device else None)
     result.timings["model_build_s"] = t_model
     result.timings["total_s"] = time.perf_counter() - t0
     outputs = {}

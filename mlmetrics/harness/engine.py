@@ -144,14 +144,26 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
              batch_size: int = 128, workers: int | None = None, amp: str | None = None,
              channels_last: bool = False, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
              keep_logits: bool = False, progress: bool = True, class_subset: torch.Tensor | None = None,
-             compile: bool = False, metrics_kwargs: dict | None = None) -> EvalResult:
+             compile: bool = False, normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+             metrics_kwargs: dict | None = None) -> EvalResult:
     """Run ``model`` over ``dataset`` and score it. Logits are streamed into the metrics
-    (and kept on the CPU only with ``keep_logits``)."""
+    (and kept on the CPU only with ``keep_logits``).
+
+    ``normalize=(mean, std)``: the dataset yields uint8 images (timm's ``use_prefetcher``
+    transform) and they are converted and normalised on ``device`` (as timm's prefetcher
+    does: 4x less to decode-side work and host-to-device traffic)."""
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     workers = default_workers() if workers is None else int(workers)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes <= 0:
         raise ValueError("the model has no classifier (num_classes == 0)")
+    if device.type == "cuda":  # as timm's validate.py
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+    mean_t = std_t = None
+    if normalize is not None:
+        mean_t = torch.tensor([255.0 * v for v in normalize[0]], device=device).view(1, -1, 1, 1)
+        std_t = torch.tensor([255.0 * v for v in normalize[1]], device=device).view(1, -1, 1, 1)
     model = model.eval().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -184,6 +196,8 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
                 x = batch["images"].to(device, non_blocking=True)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
+                if mean_t is not None:
+                    x = x.float().sub_(mean_t).div_(std_t)
                 with _autocast(device, amp):
                     logits = model(x)
                 scorer.update(logits, batch["index"])
@@ -213,7 +227,8 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
     }
     config = {"device": str(device), "batch_size": batch_size,
               "class_subset": None if class_subset is None else len(class_subset), "workers": workers, "amp": amp or "none",
-              "channels_last": bool(channels_last), "compile": bool(compile), "topk": list(scorer.topk), "ece_bins": ece_bins}
+              "channels_last": bool(channels_last), "compile": bool(compile),
+              "normalize_on_device": normalize is not None, "topk": list(scorer.topk), "ece_bins": ece_bins}
     return EvalResult(metrics=metrics, records=records, skipped=skipped, timings=timings,
                       num_images=len(dataset), num_scored=scorer.num_scored,
                       logits=scorer.logits(), config=config)

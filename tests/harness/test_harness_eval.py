@@ -286,3 +286,18 @@ def test_class_subset_imagenet_r(tmp_path):
     assert namer(0) == ImageNetInfo().index_to_description(int(sub[0]))
     re, _, _ = rescore(str(tmp_path / "l.pt"))
     _assert_same_metrics(re["metrics"], rep["metrics"])
+
+
+def test_uint8_loader_with_device_normalisation_matches(val_flat, tmp_path):
+    """The CUDA default (uint8 from the workers, normalised on the device) gives the same
+    logits as the float pipeline; exercised here on the CPU."""
+    kw = dict(FAST, limit=4)
+    torch.manual_seed(0)  # the same random-init weights in both runs
+    a, ra, _ = run_eval(model=MODEL, data=str(val_flat), normalize_on_device=False,
+                        save_logits_path=str(tmp_path / "a.npy"), **kw)
+    torch.manual_seed(0)
+    b, rb, _ = run_eval(model=MODEL, data=str(val_flat), normalize_on_device=True,
+                        save_logits_path=str(tmp_path / "b.npy"), **kw)
+    assert b["config"]["normalize_on_device"] and not a["config"]["normalize_on_device"]
+    la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
+    torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-6)
