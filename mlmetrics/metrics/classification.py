@@ -139,10 +139,13 @@ class ClassificationMetrics:
 
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
-               sample_index: torch.Tensor | None = None) -> None:
+               sample_index: torch.Tensor | None = None):
         """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
-        unused when neither ``label_sets`` nor ``num_samples`` was given)."""
+        unused when neither ``label_sets`` nor ``num_samples`` was given).
+
+        Returns the batch's :class:`~mlmetrics.TopKStats` (k = ``self.cfg.k``, softmax columns NaN
+        when no softmax metric is included), so a caller can reuse this one read of the logits."""
         if not isinstance(logits, torch.Tensor):
             raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
         if logits.dim() != 2:
@@ -195,6 +198,7 @@ class ClassificationMetrics:
             if valid_idx is not None:
                 x = x * valid_idx[:, None].to(x.dtype)  # rows with a bad index contribute nothing
             _core.accumulate(self.cfg, self.state, x)
+        return st
 
     # ---- reduction --------------------------------------------------------------------
     def _local_sums(self, records=None, errors=None) -> dict[str, torch.Tensor]:

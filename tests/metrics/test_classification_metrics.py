@@ -281,3 +281,13 @@ def test_backend_passthrough_reference_equals_auto(data):
     _same(a.compute(), b.compute(), tol=1e-6)
     with pytest.raises(ValueError, match="backend"):
         ClassificationMetrics(C, backend="nope").update(x, t)
+
+
+def test_update_returns_the_batch_topk_stats(data):
+    x, t, ls = data
+    m = ClassificationMetrics(C, topk=(1, 5), label_sets=ls)
+    st = m.update(x, t, sample_index=torch.arange(N))
+    ref = mlmetrics.topk_stats(x, m.cfg.k, target=t, label_sets=ls[torch.arange(N)])
+    torch.testing.assert_close(st.topk_indices, ref.topk_indices)
+    torch.testing.assert_close(st.target_rank, ref.target_rank)
+    torch.testing.assert_close(st.hits, ref.hits)
