@@ -78,7 +78,8 @@ def load(paths):
                 device_name=e.get("device_name") or ("CPU" if device == "cpu" else device),
                 n=e.get("n"), c=e.get("c"), k=e.get("k"), dtype=e.get("dtype"),
                 bytes_read=e.get("bytes_read"), peak=e.get("peak_extra_bytes"),
-                median=float(st["median"]), iqr=st.get("iqr"), rounds=st.get("rounds"),
+                median=float(st["median"]), min=float(st.get("min", st["median"])),
+                iqr=st.get("iqr"), rounds=st.get("rounds"),
                 source=str(p),
             ))
     return rows, machines
@@ -87,7 +88,7 @@ def load(paths):
 def groups(rows):
     g = OrderedDict()
     for r in sorted(rows, key=lambda r: (list(OP_TITLES).index(r["op"]) if r["op"] in OP_TITLES else 99,
-                                         r["device"], r["dtype"] or "", r["n"] or 0, r["c"] or 0, r["k"] or 0)):
+                                         r["device"], r["n"] or 0, r["c"] or 0, r["k"] or 0, r["dtype"] or "")):
         g.setdefault((r["source"], r["group"]), []).append(r)
     return g
 
@@ -229,18 +230,19 @@ def summary_table(op, glist):
 
 
 def detail_table(glist):
-    header = ["device", "N", "C", "k", "dtype", "impl", "role", "median", "IQR", "rounds", "GB/s",
-              "peak extra mem", "ours/this (time)", "speedup"]
+    header = ["device", "N", "C", "k", "dtype", "impl", "role", "median", "min", "IQR", "rounds", "GB/s",
+              "peak extra mem", "ours/this (time)", "speedup", "speedup (min)"]
     table = []
     for _, rows in glist:
         ours = best([r for r in rows if r["role"] == "ours"])
         for r in sorted(rows, key=lambda r: r["median"]):
             ratio = ours["median"] / r["median"] if ours else None
             table.append(shape_cells(r) + [
-                r["impl"], r["role"], fmt_time(r["median"]), fmt_time(r["iqr"]), r["rounds"] or "—",
-                fmt_gbps(gbps(r)), fmt_bytes(r["peak"]),
+                r["impl"], r["role"], fmt_time(r["median"]), fmt_time(r["min"]), fmt_time(r["iqr"]),
+                r["rounds"] or "—", fmt_gbps(gbps(r)), fmt_bytes(r["peak"]),
                 "—" if ratio is None or r is ours else f"{ratio:.3g}",
-                "—" if ratio is None or r is ours else fmt_ratio(1 / ratio)])
+                "—" if ratio is None or r is ours else fmt_ratio(1 / ratio),
+                "—" if ours is None or r is ours else fmt_ratio(r["min"] / ours["min"])])
     return md_table(header, table)
 
 
@@ -263,12 +265,15 @@ def evaluate_targets(g):
                 continue
             if kind == "speedup":
                 v = peer["median"] / ours["median"]
+                vmin = peer["min"] / ours["min"]
                 ok = v >= thr
                 txt = f"{v:.2f}× ({ours['backend']} {fmt_time(ours['median'])} vs {peer['impl']} {fmt_time(peer['median'])})"
             else:
                 v = ours["median"] / peer["median"]
+                vmin = ours["min"] / peer["min"]
                 ok = v <= thr
                 txt = f"{v:.2f}× the amax time ({ours['backend']} {fmt_time(ours['median'])} vs amax {fmt_time(peer['median'])})"
+            txt += f"; from minima {vmin:.2f}×"
             out.append((desc, r0["device"], shape, txt, ok))
     return out
 
@@ -279,7 +284,8 @@ def render_markdown(rows, machines, title=None, command=None):
     lines += machine_lines(machines) + [""]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
-    lines += ["Medians of pytest-benchmark rounds; all implementations of a row ran on the same tensor "
+    lines += ["Medians of pytest-benchmark rounds (the targets table also gives the ratio of minima, "
+              "less sensitive to other load on a shared machine); all implementations of a row ran on the same tensor "
               "in the same process. speedup = peer median ÷ mlmetrics median; ours/amax = mlmetrics "
               "median ÷ one `x.amax(dim=1)` pass (the cost of reading the logits once). GB/s = logits "
               "(+ labels/targets) bytes ÷ median. Peak extra memory: CPU = peak RSS delta (glibc mmap "
@@ -338,10 +344,12 @@ def plot(rows, path, title=None):
     except Exception as e:  # pragma: no cover
         print(f"report.py: matplotlib unavailable ({e}); no plot written", file=sys.stderr)
         return False
-    series = speedup_series(rows)
+    # lines only: a shape family needs >= 2 values of C to say anything about "vs C"
+    series = {k: v for k, v in speedup_series(rows).items() if len({c for c, _ in v}) >= 2}
     ops = [op for op in PLOT_PEERS if any(k[0] == op for k in series)]
     if not ops:
-        print("report.py: no softmax_topk/label_hits results with mlmetrics: no plot written", file=sys.stderr)
+        print("report.py: no softmax_topk/label_hits shape family with mlmetrics at >= 2 values of C: "
+              "no plot written", file=sys.stderr)
         return False
     fig, axes = plt.subplots(1, len(ops), figsize=(7 * len(ops), 5), squeeze=False)
     for ax, op in zip(axes[0], ops):
