@@ -92,7 +92,8 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
                       channels_last=channels_last, topk=topk, ece_bins=ece_bins,
                       keep_logits=save_logits_path is not None, progress=progress, class_subset=subset,
                       compile=compile, metrics_kwargs=metrics_kwargs,
-                      normalize=(cfg["mean"], cfg["std"]) if normalize_on_device else None)
+                      normalize=(cfg["mean"], cfg["std"]) if normalize_on_device else None,
+                      warmup_input_size=cfg["input_size"])
     result.timings["model_build_s"] = t_model
     result.timings["total_s"] = time.perf_counter() - t0
     outputs = {}

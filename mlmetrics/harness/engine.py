@@ -145,13 +145,15 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
              channels_last: bool = False, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
              keep_logits: bool = False, progress: bool = True, class_subset: torch.Tensor | None = None,
              compile: bool = False, normalize: tuple[Sequence[float], Sequence[float]] | None = None,
-             metrics_kwargs: dict | None = None) -> EvalResult:
+             warmup_input_size: Sequence[int] | None = None, metrics_kwargs: dict | None = None) -> EvalResult:
     """Run ``model`` over ``dataset`` and score it. Logits are streamed into the metrics
     (and kept on the CPU only with ``keep_logits``).
 
     ``normalize=(mean, std)``: the dataset yields uint8 images (timm's ``use_prefetcher``
     transform) and they are converted and normalised on ``device`` (as timm's prefetcher
-    does: 4x less to decode-side work and host-to-device traffic)."""
+    does: 4x less to decode-side work and host-to-device traffic).
+    ``warmup_input_size`` (C, H, W): on CUDA, one forward pass on a dummy batch before the
+    timed loop (cudnn autotuning, torch.compile), as timm's validate.py does."""
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     workers = default_workers() if workers is None else int(workers)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
@@ -176,6 +178,13 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
         pin_memory=device.type == "cuda", collate_fn=collate_skip, drop_last=False,
         persistent_workers=False, **({"prefetch_factor": 4} if workers > 0 else {}))
+    t_warm = time.perf_counter()
+    if warmup_input_size is not None and device.type == "cuda":
+        with torch.inference_mode(), _autocast(device, amp):
+            x = torch.zeros((batch_size, *warmup_input_size), device=device)
+            model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+        torch.cuda.synchronize(device)
+    t_warm = time.perf_counter() - t_warm
     skipped: list[tuple[str, str]] = []
     bar = None
     if progress:
@@ -219,6 +228,7 @@ def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torc
     records = scorer.records()
     t_compute = time.perf_counter() - t0
     timings = {
+        "warmup_s": t_warm,
         "loop_s": t_loop,
         "data_wait_s": data_wait,
         "first_batch_s": first_batch_s or 0.0,
