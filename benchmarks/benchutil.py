@@ -121,13 +121,17 @@ def logits(shape: Shape, device: str, seed: int = 0) -> torch.Tensor:
     if key not in _CACHE:
         _CACHE.clear()
         gc.collect()
-        g = torch.Generator().manual_seed(seed)
-        # Generate in row chunks: bounded fp32 temporaries for bf16 and a faster randn.
-        out = torch.empty(shape.n, shape.c, dtype=DTYPES[shape.dtype])
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        # Generated on the device itself (no host copy of big GPU tensors), in row chunks:
+        # bounded fp32 temporaries for bf16. Logits ~ N(0, 3^2): a peaked-ish softmax.
+        g = torch.Generator(device=device).manual_seed(seed)
+        out = torch.empty(shape.n, shape.c, dtype=DTYPES[shape.dtype], device=device)
         step = max(1, (64 << 20) // (4 * shape.c))
         for i in range(0, shape.n, step):
-            out[i:i + step] = torch.randn(min(step, shape.n - i), shape.c, generator=g).mul_(3.0)
-        _CACHE[key] = out.to(device)
+            rows = min(step, shape.n - i)
+            out[i:i + rows] = torch.randn(rows, shape.c, generator=g, device=device).mul_(3.0)
+        _CACHE[key] = out
     return _CACHE[key]
 
 
