@@ -155,6 +155,9 @@ def cmd_eval(args) -> int:
     if result.records.target_rank.numel() == result.records.index.numel() and report["dataset"].get("has_targets"):
         targets = True
     _emit(report, args, result.records, namer, targets)
+    if report["num_scored"] == 0:
+        print(f"mlmetrics eval: error: none of the {report['num_images']} images could be decoded", file=sys.stderr)
+        return 1
     return 0
 
 

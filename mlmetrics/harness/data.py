@@ -326,6 +326,8 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
         if layout == "imagenet-val" and files and not any(real_index(f) is not None for f in files):
             raise ValueError(f"{root}: layout imagenet-val but no ILSVRC2012_val_XXXXXXXX files found")
 
+    if not files:
+        raise ValueError(f"no images found in {root} (extensions: {', '.join(IMG_EXTENSIONS)})")
     if labels == "auto" and real_path is None and ann is None and any(real_index(f) is not None for f in files):
         real_path = imagenet_real_labels_path()
     if real_path is not None and class_subset is not None:

@@ -98,6 +98,8 @@ class Scorer:
         self.num_scored += logits.shape[0]
 
     def compute(self) -> dict[str, Any]:
+        if self.num_scored == 0:  # every file was undecodable: nothing to score
+            return {"num_samples": 0}
         return self.metrics.compute()
 
     def records(self) -> Records:

@@ -301,3 +301,20 @@ def test_uint8_loader_with_device_normalisation_matches(val_flat, tmp_path):
     assert b["config"]["normalize_on_device"] and not a["config"]["normalize_on_device"]
     la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
     torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-6)
+
+
+def test_all_corrupt_and_empty_folders(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _corrupt(bad / "ILSVRC2012_val_00000001.JPEG")
+    (bad / "ILSVRC2012_val_00000002.JPEG").write_bytes(b"")
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", MODEL, "--data", str(bad), "--img-size", "64", "--device", "cpu",
+                 "-j", "0", "--no-progress", "-q", "--out", str(out)]) == 1
+    rep = json.loads(out.read_text())
+    assert rep["num_skipped"] == 2 and rep["num_scored"] == 0
+    assert "could be decoded" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["eval", "--model", MODEL, "--data", str(empty), "-q"]) == 1
+    assert "no images found" in capsys.readouterr().err
