@@ -2,6 +2,7 @@
 from timm's pretrained weights when they are already on disk."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -163,6 +164,33 @@ def _cached_pretrained(cfg) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _hub_offline(on: bool):
+    """Hugging Face hub in offline mode (cache only) for the duration, restored after."""
+    if not on:
+        yield
+        return
+    old_env = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hc = None
+    try:
+        import huggingface_hub.constants as hc
+
+        old_const = hc.HF_HUB_OFFLINE
+        hc.HF_HUB_OFFLINE = True
+    except Exception:
+        pass
+    try:
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
+        if hc is not None:
+            hc.HF_HUB_OFFLINE = old_const
+
+
 def create_model(name: str, *, checkpoint: str | None = None, pretrained: bool = False,
                  num_classes: int | None = None, allow_download: bool = False,
                  use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
@@ -191,15 +219,8 @@ def create_model(name: str, *, checkpoint: str | None = None, pretrained: bool =
                 "not download at run time. Pass --checkpoint PATH to a weight file (state dict, timm "
                 "or torch checkpoint; keys are remapped by order where shapes match), or put the file "
                 "in the Hugging Face / torch hub cache, or add --allow-download on a networked machine.")
-        if local is not None and not allow_download:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            try:
-                import huggingface_hub.constants as hc
-
-                hc.HF_HUB_OFFLINE = True
-            except Exception:
-                pass
-        model = timm.create_model(name, pretrained=True, **kw)
+        with _hub_offline(local is not None and not allow_download):
+            model = timm.create_model(name, pretrained=True, **kw)
         info["weights"] = f"timm pretrained ({local or 'downloaded'})"
     else:
         model = timm.create_model(name, pretrained=False, **kw)

@@ -94,3 +94,24 @@ def test_pretrained_fails_fast_offline(tmp_path, monkeypatch, capsys):
         create_model(MODEL, pretrained=True)
     assert main(["eval", "--model", MODEL, "--pretrained", "--data", str(tmp_path), "-q"]) == 1
     assert "does not download" in capsys.readouterr().err
+
+
+def test_pretrained_from_local_hub_cache(tmp_path, monkeypatch):
+    """--pretrained works offline when timm's weights are already in the Hugging Face cache."""
+    import huggingface_hub.constants as hc
+    from safetensors.torch import save_file
+
+    repo = tmp_path / "models--timm--test_efficientnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    torch.manual_seed(1)
+    ref = timm.create_model(MODEL)
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(snap / "model.safetensors"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    before = hc.HF_HUB_OFFLINE
+    m, info = create_model(MODEL, pretrained=True)
+    assert "timm pretrained" in info["weights"] and str(snap) in info["weights"]
+    assert _same_weights(m, ref)
+    assert hc.HF_HUB_OFFLINE == before  # offline mode only while loading
