@@ -318,3 +318,17 @@ def test_all_corrupt_and_empty_folders(tmp_path, capsys):
     empty.mkdir()
     assert main(["eval", "--model", MODEL, "--data", str(empty), "-q"]) == 1
     assert "no images found" in capsys.readouterr().err
+
+
+def test_amp_bf16_and_channels_last_paths_on_cpu(val_flat, tmp_path):
+    """The --amp / --channels-last code paths (CUDA's defaults to use) run and agree with fp32."""
+    kw = dict(FAST, limit=4)
+    torch.manual_seed(0)
+    a, _, _ = run_eval(model=MODEL, data=str(val_flat), save_logits_path=str(tmp_path / "a.npy"), **kw)
+    torch.manual_seed(0)
+    b, _, _ = run_eval(model=MODEL, data=str(val_flat), amp="bf16", channels_last=True,
+                       save_logits_path=str(tmp_path / "b.npy"), **kw)
+    assert b["config"]["amp"] == "bf16" and b["config"]["channels_last"]
+    la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
+    assert lb.dtype == torch.float32 and torch.isfinite(lb).all()
+    assert torch.corrcoef(torch.stack([la.flatten(), lb.flatten()]))[0, 1] > 0.9
