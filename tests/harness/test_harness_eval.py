@@ -332,3 +332,38 @@ def test_amp_bf16_and_channels_last_paths_on_cpu(val_flat, tmp_path):
     la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
     assert lb.dtype == torch.float32 and torch.isfinite(lb).all()
     assert torch.corrcoef(torch.stack([la.flatten(), lb.flatten()]))[0, 1] > 0.9
+
+
+def test_targets_file_for_flat_val(val_flat, tmp_path):
+    from mlmetrics.harness.data import _imagenet_synsets
+
+    ints = [(7 * i) % 1000 for i in range(20)]
+    (tmp_path / "t.txt").write_text("\n".join(map(str, ints)))
+    ds = build_dataset(str(val_flat), targets_file=str(tmp_path / "t.txt"))
+    assert ds.targets.tolist() == ints[:11]  # by val file number
+    syn = _imagenet_synsets()
+    (tmp_path / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(
+        f"ILSVRC2012_val_{i + 1:08d},{syn[ints[i]]} 1 2 3 4 {syn[3]} 5 6 7 8\n" for i in range(11)))
+    ds = build_dataset(str(val_flat), targets_file=str(tmp_path / "LOC_val_solution.csv"))
+    assert ds.targets.tolist() == ints[:11]
+    assert ds.label_sets is not None  # ReaL still applies
+
+
+def test_rescore_bare_npy_with_annotation_file(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 10, generator=g)
+    np.save(tmp_path / "bare.npy", logits.numpy())  # no sidecar: rows are in annotation order
+    lists = [[1, 2], [3], [], [0, 9], [4]]
+    targets = [1, 3, 5, 9, 4]
+    ann = [{"image": f"x{i}.png", "labels": lists[i], "target": targets[i]} for i in range(5)]
+    (tmp_path / "a.json").write_text(json.dumps(ann))
+    assert main(["rescore", "--logits", str(tmp_path / "bare.npy"), "--labels", str(tmp_path / "a.json"),
+                 "--out", str(tmp_path / "r.json"), "--per-image", "--topk", "1,3"]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    cm = ClassificationMetrics(10, topk=(1, 3), label_sets=LabelSets.from_lists(lists, 10), nonfinite="ignore")
+    cm.update(logits, target=torch.tensor(targets), sample_index=torch.arange(5))
+    _assert_same_metrics(rep["metrics"], cm.compute())
+    top1 = (logits.argmax(1) == torch.tensor(targets)).double().mean().item()
+    assert rep["metrics"]["top1"] == pytest.approx(top1)
+    assert [r["labels"] for r in rep["per_image"]] == lists
+    assert "per image" in capsys.readouterr().out
