@@ -117,7 +117,8 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
 
     JSON: ``{"coffee.png": [967, 968]}``; or ``{"coffee.png": {"labels": [...], "target": 967,
     "group": "..."}}``; or a list of ``{"image": ..., "labels": [...], "target": ...}``
-    (also under an ``"images"`` key, with other top-level keys kept as metadata).
+    (also under an ``"images"`` key, with other top-level keys kept as metadata); OpenMMLab's
+    ``{"data_list": [{"img_path": ..., "gt_label": [...]}]}`` too.
     CSV with a header: an ``image`` (or ``file``/``filename``/``path``) column, a ``labels``
     column (ids separated by spaces, ``;`` or ``|``), optional ``target`` and ``group``.
     """
@@ -139,9 +140,11 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     else:
         with open(path) as f:
             obj = json.load(f)
-        if isinstance(obj, dict) and isinstance(obj.get("images"), (list, dict)):
-            meta = {k: v for k, v in obj.items() if k != "images"}
-            obj = obj["images"]
+        for key in ("images", "data_list", "annotations"):  # data_list: OpenMMLab's multi-label format
+            if isinstance(obj, dict) and isinstance(obj.get(key), (list, dict)):
+                meta = {k: v for k, v in obj.items() if k != key}
+                obj = obj[key]
+                break
         if isinstance(obj, dict):
             for k, v in obj.items():
                 if isinstance(v, dict):
@@ -151,7 +154,14 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
         elif isinstance(obj, list) and all(isinstance(r, dict) for r in obj):
             rows = [dict(r) for r in obj]
             for r in rows:
-                r.setdefault("image", r.get("file") or r.get("filename") or r.get("path"))
+                for k in ("file", "filename", "file_name", "path", "img_path", "img"):
+                    if "image" not in r and r.get(k) is not None:
+                        r["image"] = r[k]
+                for k in ("gt_label", "label", "classes", "class_ids"):
+                    if "labels" not in r and r.get(k) is not None:
+                        r["labels"] = r[k]
+                if r.get("image") is None:
+                    raise ValueError(f"{path}: an entry has no image name: {str(r)[:120]}")
         else:
             raise ValueError(f"{path}: not an annotation file (image -> list of class ids)")
     files = [str(r["image"]) for r in rows]

@@ -227,6 +227,9 @@ def test_annotation_file_json_and_csv(tmp_path):
     assert a.groups == b.groups == ["x", "y", "x", "y", "y"]
     simple = read_annotations(_dump(tmp_path / "s.json", {"a.png": [2, 1], "b.png": {"labels": "3;4"}}))
     assert simple.labels == [[2, 1], [3, 4]] and simple.targets is None
+    mm = read_annotations(_dump(tmp_path / "mm.json", {"metainfo": {"classes": ["a"] * 10},
+                                                       "data_list": [{"img_path": "a.png", "gt_label": [0, 7]}]}))
+    assert mm.files == ["a.png"] and mm.labels == [[0, 7]] and mm.meta == {"metainfo": {"classes": ["a"] * 10}}
 
     rep, res, _ = run_eval(model=MODEL, data=str(root), labels=str(tmp_path / "ann.csv"), per_image=True, **FAST)
     assert rep["dataset"]["layout"] == "annotations"
