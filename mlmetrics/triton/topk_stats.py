@@ -29,6 +29,8 @@ kernel for the row statistics and takes the top-k of the rank keys with ``torch.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -134,7 +136,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
         n_go = tl.sum(go.to(tl.int32), 0)
         while n_go > 0:  # move the tile's best key into the slot of the buffer's minimum
             buf = tl.where((buf == thr[:, None]) & go[:, None], km[:, None], buf)
-            keys = tl.where((keys == km[:, None]) & go[:, None], KEY_MIN, keys)
+            keys = tl.where(keys == km[:, None], KEY_MIN, keys)  # (harmless where not go)
             thr = tl.min(buf, 1)
             km = tl.max(keys, 1)
             go = km > thr
@@ -288,18 +290,27 @@ def _torch_order_key(x32: torch.Tensor) -> torch.Tensor:
 
 
 def _config(n: int, c: int, k: int, elem_size: int):
-    """(BLOCK_R, BLOCK_C, num_warps)."""
-    max_tile = 4096 if elem_size <= 2 else 2048
-    block_c = min(triton.next_power_of_2(c), max_tile)
-    block_c = max(block_c, 16)
-    block_r = max(1, min(max_tile // block_c, triton.next_power_of_2(max(n, 1))))
-    # keep the register top-k buffer modest
+    """(BLOCK_R, BLOCK_C, num_warps), from a sweep on an H100 (benchmarks/gpu_triton_notes.md).
+
+    One warp per program (every reduction stays inside the warp: no shared memory, no
+    barriers), column tiles of ~1 KiB per row (256 fp32 / 512 fp16-bf16 columns), and
+    several rows per program for small C.
+    """
+    block_c = max(16, min(triton.next_power_of_2(c), 1024 // elem_size))
+    if block_c >= 256:
+        block_r = max(1, 512 // block_c)
+    else:
+        block_r = min(32, 1024 // block_c)
+    block_r = max(1, min(block_r, triton.next_power_of_2(max(n, 1))))
     kp = triton.next_power_of_2(k)
-    while block_r > 1 and block_r * kp > 4096:
+    while block_r > 1 and block_r * kp > 512:  # register top-k buffer: <= 16 int64 per thread
         block_r //= 2
-    tile = block_r * block_c
-    num_warps = 8 if tile >= 4096 else 4
-    return block_r, block_c, num_warps
+    return block_r, block_c, 1
+
+
+def _device_guard(dev: torch.device):
+    """Launch on the tensors' GPU (Triton launches on the current device)."""
+    return torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
 
 
 def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_subset=None,
@@ -353,24 +364,25 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
         br = int(block_r)
     if num_warps is not None:
         nw = int(num_warps)
-    if not fused:
-        vals1 = torch.empty((n, 1), dtype=torch.float32, device=dev)
-        idx1 = torch.empty((n, 1), dtype=torch.int64, device=dev)
+    # k > MAX_FUSED_K: the kernel computes the row statistics / ranks with k = 1
+    k_vals, k_idx = (vals, idx) if fused else (torch.empty((n, 1), dtype=torch.float32, device=dev),
+                                                torch.empty((n, 1), dtype=torch.int64, device=dev))
+    fused_labels = fused and has_labels
     dummy = stats  # any tensor; never dereferenced when the matching flag is off
-    grid = (triton.cdiv(n, br),)
-    _topk_stats_kernel[grid](
-        logits, logits.stride(0), logits.stride(1), n, c,
-        subset if subset is not None else dummy,
-        tgt if tgt is not None else dummy,
-        rng if (fused and has_labels) else dummy,
-        lab if (fused and has_labels) else dummy, n_lab,
-        vals if fused else vals1, idx if fused else idx1, hits.view(torch.int8) if (fused and has_labels) else dummy, stats,
-        rank if tgt is not None else dummy,
-        K=kk, KP=triton.next_power_of_2(kk), BLOCK_R=br, BLOCK_C=bc,
-        HAS_SUBSET=subset is not None, HAS_TARGET=tgt is not None,
-        HAS_LABELS=fused and has_labels, WITH_SOFTMAX=bool(with_softmax),
-        num_warps=nw,
-    )
+    with _device_guard(dev):
+        _topk_stats_kernel[(triton.cdiv(n, br),)](
+            logits, logits.stride(0), logits.stride(1), n, c,
+            subset if subset is not None else dummy,
+            tgt if tgt is not None else dummy,
+            rng if fused_labels else dummy,
+            lab if fused_labels else dummy, n_lab,
+            k_vals, k_idx, hits.view(torch.int8) if fused_labels else dummy, stats,
+            rank if tgt is not None else dummy,
+            K=kk, KP=triton.next_power_of_2(kk), BLOCK_R=br, BLOCK_C=bc,
+            HAS_SUBSET=subset is not None, HAS_TARGET=tgt is not None,
+            HAS_LABELS=fused_labels, WITH_SOFTMAX=bool(with_softmax),
+            num_warps=nw,
+        )
     if fused:
         return vals, idx, hits, stats, rank
 
@@ -384,5 +396,6 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     idx = 0xFFFFFFFF - (top & 0xFFFFFFFF)
     vals = torch.gather(x32, 1, idx)
     if has_labels:
-        _hits_kernel[(n,)](idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
+        with _device_guard(dev):
+            _hits_kernel[(n,)](idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
     return vals, idx, hits, stats, rank

@@ -169,6 +169,16 @@ def test_k_extremes(c, k):
     assert_matches(out, reference.topk_stats(x, k, t, rng, lab), k, n)
 
 
+def test_large_k_path_with_class_subset():
+    n, c = 5, 300
+    x = special_logits(n, c, torch.bfloat16, seed=17)
+    sub = torch.randperm(c, generator=torch.Generator().manual_seed(17))[:140]
+    t = random_target(n, 140, seed=17)
+    rng, lab = random_label_sets(n, 140, seed=17, max_size=30)
+    out = triton_topk_stats(x, 135, t, rng, lab, sub, False)
+    assert_matches(out, reference.topk_stats(x, 135, t, rng, lab, sub, False), 135, n)
+
+
 def test_empty_batch_and_no_optionals():
     x = torch.randn(0, 10)
     vals, idx, hits, stats, rank = triton_topk_stats(x, 3, torch.zeros(0, dtype=torch.int64), None, None, None, True)
