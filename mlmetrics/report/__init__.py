@@ -215,7 +215,7 @@ def format_text(rep: dict, *, namer: Callable[[int], str] | None = None, max_ima
             tops = ", ".join(f"{'*' if e['index'] in labels else ''}{e['name'].split(',')[0]} "
                              f"{(e['prob'] or 0):.2f}" for e in r["top5"])
             lab = ", ".join((namer(c).split(",")[0] if namer else str(c)) for c in sorted(labels))
-            tgt = f" target={namer(r['target']).split(',')[0] if namer else r['target']}" if "target" in r else ""
+            tgt = f"  |  target: {namer(r['target']).split(',')[0] if namer else r['target']}" if "target" in r else ""
             lines.append(f"  {r['image']}: {tops}")
             lines.append(f"  {'':<{len(r['image'])}}  labels: {lab or '-'}{tgt}")
         if len(rep["per_image"]) > max_images:
