@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--std", type=float, nargs=3, metavar="S", help="override the normalisation std")
     r = e.add_argument_group("runtime")
     r.add_argument("--batch-size", "-b", type=int, default=128)
-    r.add_argument("--workers", "-j", type=int, default=None, help="DataLoader workers (default: cores - 1, max 8)")
+    r.add_argument("--workers", "-j", type=int, default=None, help="DataLoader workers (default: cores - 1, max 16)")
     r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     r.add_argument("--amp", nargs="?", const="bf16", default="none", choices=["none", "bf16", "fp16"],
                    help="autocast dtype (--amp alone = bf16)")

@@ -139,7 +139,10 @@ def _autocast(device: torch.device, amp: str | None):
 
 
 def default_workers() -> int:
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """DataLoader workers: one core left for the main process, at most 16 (JPEG decoding is
+    what bounds a GPU run)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(16, n - 1))
 
 
 def evaluate(model: torch.nn.Module, dataset: EvalDataset, *, device: str | torch.device | None = None,
