@@ -282,3 +282,21 @@ def test_hypothesis_parity(case):
     out = triton_topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax, block_c=block_c)
     ref = reference.topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax)
     assert_matches(out, ref, k, x.shape[0])
+
+
+# --- shared parity generator (tests/parity.py) through the public API ----------------------
+try:
+    from parity import assert_same_topk_stats, topk_cases
+except ImportError:  # pragma: no cover - run without tests/conftest.py
+    topk_cases = None
+
+
+@pytest.mark.skipif(topk_cases is None, reason="tests/parity.py not importable")
+@settings(max_examples=15, deadline=None)
+@given(topk_cases(max_n=6, max_c=120) if topk_cases is not None else st.none(), st.booleans())
+def test_hypothesis_public_api_shared_cases(case, with_softmax):
+    x, k, target, label_sets, subset = case
+    kw = dict(target=target, label_sets=label_sets, class_subset=subset, with_softmax=with_softmax)
+    got = mlmetrics.topk_stats(x, k, backend="triton", **kw)
+    want = mlmetrics.topk_stats(x, k, backend="reference", **kw)
+    assert_same_topk_stats(got, want)
