@@ -277,6 +277,10 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
         files, lists, tg, groups = ann.files, ann.labels, ann.targets, ann.groups
         class_names = None
         label_source = f"annotations:{labels}"
+        heads = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
+        if tg is None and files and all(h.isdigit() for h in heads):  # ImageNetV2 paths: <class index>/<image>
+            tg = [int(h) for h in heads]
+            notes.append("single-label targets from the <class index>/ folder of each annotated path (ImageNetV2)")
     else:
         if data is None:
             raise ValueError("--data is required")

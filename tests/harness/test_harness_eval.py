@@ -370,3 +370,15 @@ def test_rescore_bare_npy_with_annotation_file(tmp_path, capsys):
     assert rep["metrics"]["top1"] == pytest.approx(top1)
     assert [r["labels"] for r in rep["per_image"]] == lists
     assert "per image" in capsys.readouterr().out
+
+
+def test_imagenetv2_with_multilabel_annotation(tmp_path):
+    v2 = tmp_path / "v2"
+    for c in ("3", "42"):
+        (v2 / c).mkdir(parents=True)
+        _write_image(v2 / c / "img.jpeg", int(c))
+    ann = {"3/img.jpeg": [3, 4], "42/img.jpeg": [42]}
+    (tmp_path / "ml.json").write_text(json.dumps(ann))
+    ds = build_dataset(str(v2), labels=str(tmp_path / "ml.json"), num_classes=1000)
+    assert ds.layout == "annotations" and ds.targets.tolist() == [3, 42]
+    assert ds.label_sets.tolist() == [[3, 4], [42]]
