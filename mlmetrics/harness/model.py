@@ -131,6 +131,29 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, use_ema:
     return how
 
 
+def _checkpoint_num_classes(sd: Mapping[str, torch.Tensor], model: torch.nn.Module) -> int | None:
+    """The classifier width of a checkpoint for ``model``'s architecture when it differs from
+    the model's (a fine-tuned head), found by the classifier's key or, failing that, as the
+    last 2-D tensor of the file when the model's last 2-D tensor is its classifier."""
+    cls = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+    names = [cls] if isinstance(cls, str) else list(cls or [])
+    target = model.state_dict()
+    for n in names:
+        w = sd.get(f"{n}.weight")
+        tw = target.get(f"{n}.weight")
+        if w is not None and tw is not None and w.dim() == tw.dim() and w.shape[1:] == tw.shape[1:] \
+                and w.shape[0] != tw.shape[0]:
+            return int(w.shape[0])
+    if len(names) == 1:
+        last_model = [k for k, v in target.items() if v.dim() >= 2][-1:]
+        last_file = [v for k, v in sd.items() if v.dim() >= 2][-1:]
+        if last_model and last_file and last_model[0] == f"{names[0]}.weight":
+            w, tw = last_file[0], target[last_model[0]]
+            if w.dim() == tw.dim() and w.shape[1:] == tw.shape[1:] and w.shape[0] != tw.shape[0]:
+                return int(w.shape[0])
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # timm pretrained weights, offline
 # ---------------------------------------------------------------------------------------
@@ -225,7 +248,17 @@ def create_model(name: str, *, checkpoint: str | None = None, pretrained: bool =
     else:
         model = timm.create_model(name, pretrained=False, **kw)
         if checkpoint:
-            how = load_checkpoint(model, checkpoint, use_ema=use_ema)
+            sd = read_checkpoint(checkpoint, use_ema=use_ema)
+            try:
+                matched, how = remap_state_dict(sd, model)
+            except CheckpointError:
+                k = None if num_classes is not None else _checkpoint_num_classes(sd, model)
+                if k is None:
+                    raise
+                model = timm.create_model(name, pretrained=False, num_classes=k)
+                matched, how = remap_state_dict(sd, model)
+                how += f" (num_classes={k} read from the checkpoint's classifier)"
+            model.load_state_dict(matched, strict=False)
             info["weights"] = str(checkpoint)
             info["key_matching"] = how
     model.eval()

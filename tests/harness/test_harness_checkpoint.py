@@ -67,10 +67,15 @@ def test_mismatched_checkpoint_errors(reference_model, tmp_path):
     other = timm.create_model(MODEL, num_classes=10).state_dict()
     torch.save(_renamed(other), tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="shape mismatch"):
-        create_model(MODEL, checkpoint=str(tmp_path / "w.pth"))
-    # --num-classes makes it fit
+        create_model(MODEL, checkpoint=str(tmp_path / "w.pth"), num_classes=1000)
+    # --num-classes makes it fit; without it the head width is read from the checkpoint
     m, _ = create_model(MODEL, checkpoint=str(tmp_path / "w.pth"), num_classes=10)
     assert m.num_classes == 10
+    m, info = create_model(MODEL, checkpoint=str(tmp_path / "w.pth"))
+    assert m.num_classes == 10 and "num_classes=10" in info["key_matching"]
+    torch.save(other, tmp_path / "named.pth")
+    m, info = create_model(MODEL, checkpoint=str(tmp_path / "named.pth"))
+    assert m.num_classes == 10 and info["key_matching"].startswith("by name")
     sd = dict(list(reference_model.state_dict().items())[:-3])
     torch.save(sd, tmp_path / "short.pth")
     with pytest.raises(CheckpointError, match="missing"):
