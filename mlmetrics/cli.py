@@ -140,6 +140,9 @@ def cmd_eval(args) -> int:
             args.workers = 0  # six photos: worker start-up would cost more than it saves
     if not args.model:
         raise SystemExit("mlmetrics eval: --model is required (or --demo)")
+    if not args.checkpoint and not args.pretrained and not args.quiet:
+        print("mlmetrics eval: warning: neither --checkpoint nor --pretrained: the model has random weights",
+              file=sys.stderr)
     if not args.data and not (args.labels and os.path.isfile(args.labels)):
         raise SystemExit("mlmetrics eval: --data is required (or --demo)")
     report, result, namer = run_eval(

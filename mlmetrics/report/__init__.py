@@ -204,7 +204,7 @@ def format_text(rep: dict, *, namer: Callable[[int], str] | None = None, max_ima
         cols = [c for c in rows[0] if c != "group"]
         for r in rows[1:]:
             cols += [c for c in r if c != "group" and c not in cols]
-        gw = max(len(r["group"]) for r in rows)
+        gw = max([len(r["group"]) for r in rows] + [5])
         lines += ["", "subgroups", "  " + f"{'group':<{gw}}  " + "  ".join(f"{c:>10}" for c in cols)]
         for r in rows:
             lines.append("  " + f"{r['group']:<{gw}}  " + "  ".join(f"{_fmt(r.get(c)):>10}" for c in cols))
