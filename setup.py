@@ -23,12 +23,31 @@ def _cuda_home():
     return None
 
 
+def _pip_cuda_header_dirs(cuda_home):
+    """Header dirs of the pip CUDA packages torch depends on (nvidia/*/include), for headers that a
+    minimal toolkit lacks (torch's CUDA headers include cusparse.h, cublas_v2.h, ...)."""
+    if os.path.exists(os.path.join(cuda_home, "include", "cusparse.h")):
+        return []
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    dirs = []
+    for root in getattr(nvidia, "__path__", []):
+        dirs += sorted(glob.glob(os.path.join(root, "*", "include")))
+    return [d for d in dirs if os.path.exists(os.path.join(d, "cusparse.h"))]
+
+
 def _extensions():
+    flag = os.environ.get("MLMETRICS_CUDA", "").strip()
+    cuda_home = _cuda_home()
+    if cuda_home is not None:
+        # torch.utils.cpp_extension reads CUDA_HOME once, at import: set it first, or it guesses
+        # from the nvcc on PATH (e.g. /usr/local/bin/nvcc -> /usr/local, without lib64/).
+        os.environ["CUDA_HOME"] = cuda_home
     import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
-    flag = os.environ.get("MLMETRICS_CUDA", "").strip()
-    cuda_home = _cuda_home()
     if flag == "1" and cuda_home is None:
         raise RuntimeError("MLMETRICS_CUDA=1 but nvcc was not found (set CUDA_HOME)")
     with_cuda = flag != "0" and cuda_home is not None and torch.version.cuda is not None
@@ -39,19 +58,21 @@ def _extensions():
     cxx = ["-O3", "-fvisibility=hidden"]  # torch picks the C++ standard its headers need
     if os.environ.get("MLMETRICS_NATIVE", "0") == "1":
         cxx.append("-march=native")
-    define_macros = [("Py_LIMITED_API", "0x03090000")]
+    define_macros = []  # py_limited_api=True makes torch define Py_LIMITED_API
     if with_cuda:
-        os.environ["CUDA_HOME"] = cuda_home
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         define_macros.append(("MLMETRICS_WITH_CUDA", None))
+        extra_headers = []
+        for d in _pip_cuda_header_dirs(cuda_home):  # searched after the toolkit's own headers
+            extra_headers += ["-isystem", d]
         return [
             CUDAExtension(
                 "mlmetrics._C",
                 sources,
                 define_macros=define_macros,
-                extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math",
-                                                          "-DMLMETRICS_WITH_CUDA"]},
+                extra_compile_args={"cxx": cxx + extra_headers,
+                                    "nvcc": ["-O3", "--use_fast_math", "-DMLMETRICS_WITH_CUDA"] + extra_headers},
                 py_limited_api=True,
             )
         ]
