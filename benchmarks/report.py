@@ -387,7 +387,17 @@ def main(argv=None):
     ap.add_argument("--png", help="write the speedup-vs-C plot here")
     ap.add_argument("--title", help="report title (e.g. the machine: 'CPU, 2 cores')")
     ap.add_argument("--command", help="the benchmark command to quote in the report")
+    ap.add_argument("--compact-json", metavar="PATH",
+                    help="also write the (first) input JSON here without the raw per-round timings "
+                         "(stats.data), small enough to commit")
     args = ap.parse_args(argv)
+    if args.compact_json:
+        with open(args.json[0]) as f:
+            data = json.load(f)
+        for b in data.get("benchmarks", []):
+            (b.get("stats") or {}).pop("data", None)
+        Path(args.compact_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.compact_json).write_text(json.dumps(data, indent=1) + "\n")
     rows, machines = load(args.json)
     if not rows:
         print("report.py: no mlmetrics benchmark rows in the input", file=sys.stderr)

@@ -84,6 +84,18 @@ def test_report_markdown_and_png(tmp_path):
     assert png.exists() and png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_compact_json(tmp_path):
+    report = _load_report()
+    data = _synthetic()
+    data["benchmarks"][0]["stats"]["data"] = [1e-3] * 1000
+    src, small = tmp_path / "bench.json", tmp_path / "small.json"
+    src.write_text(json.dumps(data))
+    assert report.main([str(src), "--md", str(tmp_path / "o.md"), "--compact-json", str(small)]) == 0
+    out = json.loads(small.read_text())
+    assert "data" not in out["benchmarks"][0]["stats"]
+    assert out["benchmarks"][0]["stats"]["median"] == data["benchmarks"][0]["stats"]["median"]
+
+
 def test_report_cli_stdout(tmp_path):
     src = tmp_path / "bench.json"
     src.write_text(json.dumps(_synthetic()))
