@@ -81,6 +81,7 @@ class Scorer:
         self._logits: list[torch.Tensor] = []
         self._rec: list[tuple] = []
         self.num_scored = 0
+        self.reused_metric_read = False
 
     def update(self, logits: torch.Tensor, index: torch.Tensor) -> None:
         if isinstance(logits, (tuple, list)):
@@ -89,10 +90,17 @@ class Scorer:
             raise ValueError(f"model output has shape {tuple(logits.shape)}, expected [N, {self.num_classes}]")
         index = index.to(logits.device, non_blocking=True)
         target = None if self.targets is None else self.targets[index]
-        self.metrics.update(logits, target=target, sample_index=index if self._pass_index else None)
-        sets = None if self._ls_dev is None else self._ls_dev[index]
-        st = topk_stats(logits, self.keep_k, target=target, label_sets=sets, class_subset=self._subset_dev)
-        self._rec.append((index, st.topk_probs, st.topk_indices, st.hits, st.target_rank, st.nonfinite))
+        st = self.metrics.update(logits, target=target, sample_index=index if self._pass_index else None)
+        cfg = getattr(self.metrics, "cfg", None)
+        reuse = (st is not None and getattr(cfg, "with_softmax", False) and st.topk_indices.shape[1] >= self.keep_k
+                 and (self._ls_dev is None or st.hits.shape[1] >= self.keep_k))
+        if not reuse:  # the metrics' one read does not hold the top-5 probabilities: read again
+            sets = None if self._ls_dev is None else self._ls_dev[index]
+            st = topk_stats(logits, self.keep_k, target=target, label_sets=sets, class_subset=self._subset_dev)
+        k = self.keep_k
+        self._rec.append((index, st.topk_probs[:, :k], st.topk_indices[:, :k], st.hits[:, :k],
+                          st.target_rank, st.nonfinite))
+        self.reused_metric_read = reuse
         if self.keep_logits:
             self._logits.append(logits.detach().float().cpu())
         self.num_scored += logits.shape[0]

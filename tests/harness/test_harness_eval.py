@@ -382,3 +382,25 @@ def test_imagenetv2_with_multilabel_annotation(tmp_path):
     ds = build_dataset(str(v2), labels=str(tmp_path / "ml.json"), num_classes=1000)
     assert ds.layout == "annotations" and ds.targets.tolist() == [3, 42]
     assert ds.label_sets.tolist() == [[3, 4], [42]]
+
+
+def test_records_from_the_metrics_read_equal_a_fresh_read():
+    """The per-image top-5 reuses ClassificationMetrics.update's top-k read when it holds the
+    softmax; it must equal an independent topk_stats call (and the fallback path)."""
+    from mlmetrics import topk_stats
+    from mlmetrics.harness import Scorer
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(12, 50, generator=g)
+    target = torch.randint(0, 50, (12,), generator=g)
+    sets = LabelSets.from_lists([[int(t), (int(t) + 1) % 50] if i % 3 else [] for i, t in enumerate(target)], 50)
+    ref = topk_stats(logits, 5, target=target, label_sets=sets)
+    for kw in ({}, {"metrics_kwargs": {"include": ("accuracy", "multilabel")}}):  # reuse / fallback
+        sc = Scorer(50, targets=target, label_sets=sets, **kw)
+        sc.update(logits[:7], torch.arange(7))
+        sc.update(logits[7:], torch.arange(7, 12))
+        assert sc.reused_metric_read == (not kw)
+        rec = sc.records()
+        assert torch.equal(rec.topk_indices, ref.topk_indices) and torch.equal(rec.hits, ref.hits)
+        assert torch.equal(rec.target_rank, ref.target_rank)
+        torch.testing.assert_close(rec.topk_probs, ref.topk_probs)
