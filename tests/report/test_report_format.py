@@ -89,3 +89,16 @@ def test_reliability_ece_matches_torchmetrics():
     metrics, _ = score_logits(logits, targets=target, topk=(1,), ece_bins=10)
     assert metrics["ece"] == pytest.approx(ece, abs=1e-5)
     assert not math.isnan(metrics["nll"])
+
+
+def test_nonfinite_rows_are_reported_not_fatal():
+    logits, targets, sets = _toy()
+    logits = logits.clone()
+    logits[1, 2] = float("nan")
+    metrics, rec = score_logits(logits, targets=targets, label_sets=sets, topk=(1, 5))
+    assert metrics["nonfinite_rows"] == 1
+    rows = {r["group"]: r for r in subgroup_table(rec, sizes=sets.sizes(), targets=targets, topk=(1, 5))}
+    assert rows["all"]["n"] == 3 and rows["all"]["top1"] == pytest.approx(metrics["top1"])
+    rep = build_report(metrics=metrics, records=rec, files=list("abcd"), targets=targets, label_sets=sets,
+                       per_image=True)
+    json.dumps(jsonable(rep), allow_nan=False)  # NaN probabilities become null
