@@ -71,6 +71,8 @@ def run_eval(*, model: str, data: str | None, labels: str | None = "auto", check
         from timm.utils.model import reparameterize_model
 
         net = reparameterize_model(net)
+    if class_subset == "auto" and model_info["num_classes"] != 1000:
+        class_subset = "none"  # ImageNet-A/R folders only mean a subset of a 1000-way head
     subset, subset_name = resolve_class_subset(class_subset, data)
     if subset is not None:
         model_info["class_subset"] = subset_name
