@@ -213,6 +213,40 @@ __attribute__((target("avx512f"))) bool lane_maxima_avx512(const float* x, int64
 }
 #endif
 
+// The k-th largest of m[0, kLanes) (1 <= k <= kLanes): the smallest value with fewer than k
+// values strictly above it.
+using KthLargestFn = float (*)(const float*, int64_t);
+
+float kth_largest_scalar(const float* m, int64_t k) {
+  float t = std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < kLanes; ++i) {
+    int64_t above = 0;
+    for (int64_t j = 0; j < kLanes; ++j) above += m[j] > m[i];
+    if (above < k) t = std::min(t, m[i]);
+  }
+  return t;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,popcnt"))) float kth_largest_avx512(const float* m, int64_t k) {
+  const __m512 v = _mm512_loadu_ps(m);
+  float t = std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < kLanes; ++i) {
+    const int above = __builtin_popcount(_mm512_cmp_ps_mask(v, _mm512_set1_ps(m[i]), _CMP_GT_OQ));
+    t = above < k ? std::min(t, m[i]) : t;
+  }
+  return t;
+}
+#endif
+
+KthLargestFn pick_kth_largest() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return kth_largest_avx512;
+#endif
+  return kth_largest_scalar;
+}
+const KthLargestFn kth_largest = pick_kth_largest();
+
 LaneMaximaFn pick_lane_maxima() {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) return lane_maxima_avx512;
@@ -277,7 +311,7 @@ class TopKSelector {
   // keys_ may grow to the row length on the select-over-all path.
 
   void run(const float* x, int64_t n, uint64_t* out) {
-    if (k_ <= kLanes && n >= 8 * kLanes && prefiltered(x, n, out)) return;
+    if (k_ <= kLanes && n >= 2 * kLanes && prefiltered(x, n, out)) return;
     keys_.clear();
     if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
       for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
@@ -331,8 +365,7 @@ class TopKSelector {
   bool prefiltered(const float* x, int64_t n, uint64_t* out) {
     float m[kLanes];
     if (lane_maxima(x, n, m)) return false;  // NaN present
-    std::sort(m, m + kLanes, std::greater<float>());
-    const float t0 = m[k_ - 1];
+    const float t0 = kth_largest(m, k_);  // <= the row's k-th largest value
     if (!std::isfinite(t0)) return false;
     candidates_.resize(kMaxCandidates);
     const int64_t count = collect_above(x, n, std::nextafter(t0, -std::numeric_limits<float>::infinity()),
