@@ -255,14 +255,15 @@ LaneMaximaFn pick_lane_maxima() {
 }
 const LaneMaximaFn lane_maxima = pick_lane_maxima();
 
-// Indices j of x[0, n) with x[j] > lb, written to out[0, cap); their count, or -1 when
-// more than cap (the caller then takes the general path).
+// Indices j of x[0, n) with x[j] > lb or x[j] NaN, written to out[0, cap); their count, or
+// -1 when more than cap (the caller then takes the general path). The collected elements are
+// a prefix of the row's rank order.
 using CollectAboveFn = int64_t (*)(const float*, int64_t, float, uint32_t*, int64_t);
 
 int64_t collect_above_scalar(const float* x, int64_t n, float lb, uint32_t* out, int64_t cap) {
   int64_t count = 0;
   for (int64_t j = 0; j < n; ++j) {
-    if (x[j] > lb) {
+    if (!(x[j] <= lb)) {
       if (count == cap) return -1;
       out[count++] = static_cast<uint32_t>(j);
     }
@@ -277,7 +278,7 @@ __attribute__((target("avx512f"))) int64_t collect_above_avx512(const float* x, 
   int64_t count = 0;
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
-    uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_GT_OQ);
+    uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_NLE_UQ);
     while (m) {
       if (count == cap) return -1;
       out[count++] = static_cast<uint32_t>(j + __builtin_ctz(m));
@@ -297,7 +298,7 @@ CollectAboveFn pick_collect_above() {
 const CollectAboveFn collect_above = pick_collect_above();
 
 // Top-k of x[0, n) as rank_keys sorted descending.
-//   prefiltered (k <= kLanes, long NaN-free rows): two vectorised passes, see below.
+//   prefiltered (k <= kLanes, rows of >= 32): one or two vectorised passes, see below.
 //   k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
 //     threshold is always exact (few candidates pass the filter).
 //   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
@@ -363,21 +364,41 @@ class TopKSelector {
   // maxima, t0, is a lower bound of the k-th largest value (those maxima are k distinct
   // elements), so the top-k lies among the few elements >= t0, collected in one pass.
   bool prefiltered(const float* x, int64_t n, uint64_t* out) {
-    float m[kLanes];
-    if (lane_maxima(x, n, m)) return false;  // NaN present
-    const float t0 = kth_largest(m, k_);  // <= the row's k-th largest value
-    if (!std::isfinite(t0)) return false;
     candidates_.resize(kMaxCandidates);
+    // 1. One pass with the previous row's guess: if at least k elements lie above it (or are
+    //    NaN), they are a rank-order prefix holding the top-k. Rows of one model look alike,
+    //    so this usually holds, and the row is read once.
+    if (std::isfinite(guess_)) {
+      const int64_t count = collect_above(x, n, guess_, candidates_.data(), kMaxCandidates);
+      if (count >= k_) return select_candidates(x, count, out);
+    }
+    // 2. Two passes: t0, the k-th largest of the kLanes lane maxima, is <= the k-th largest
+    //    value (those maxima are k distinct elements); collect everything >= t0.
+    float m[kLanes];
+    if (lane_maxima(x, n, m)) return false;  // NaN present: the general path
+    const float t0 = kth_largest(m, k_);
+    if (!std::isfinite(t0)) return false;
     const int64_t count = collect_above(x, n, std::nextafter(t0, -std::numeric_limits<float>::infinity()),
                                         candidates_.data(), kMaxCandidates);
     if (count < k_) return false;  // too many candidates (ties): the general path
+    return select_candidates(x, count, out);
+  }
+
+  // Top-k of the `count` collected candidates into out; sets the guess for the next row to the
+  // value ranked 2k-th among them (or their weakest), which most similar rows exceed k times.
+  bool select_candidates(const float* x, int64_t count, uint64_t* out) {
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
-    std::partial_sort(keys_.begin(), keys_.begin() + k_, keys_.end(), std::greater<uint64_t>());
+    const int64_t g = std::min(count, 2 * k_);
+    std::nth_element(keys_.begin(), keys_.begin() + (g - 1), keys_.end(), std::greater<uint64_t>());
+    guess_ = key_to_float(static_cast<uint32_t>(keys_[g - 1] >> 32));
+    std::partial_sort(keys_.begin(), keys_.begin() + k_, keys_.begin() + g, std::greater<uint64_t>());
     std::copy(keys_.begin(), keys_.begin() + k_, out);
     return true;
   }
+
   static constexpr int64_t kMaxCandidates = 256;
+  float guess_ = std::numeric_limits<float>::quiet_NaN();
   std::vector<uint32_t> candidates_;
 
   int64_t k_, capacity_;
