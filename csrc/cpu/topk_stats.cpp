@@ -298,7 +298,8 @@ CollectAboveFn pick_collect_above() {
 const CollectAboveFn collect_above = pick_collect_above();
 
 // Top-k of x[0, n) as rank_keys sorted descending.
-//   prefiltered (k <= kLanes, rows of >= 32): one or two vectorised passes, see below.
+//   prefiltered (rows of >= 32): one vectorised pass with a guess from the previous row, or
+//     (k <= kLanes) two passes; see below.
 //   k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
 //     threshold is always exact (few candidates pass the filter).
 //   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
@@ -308,17 +309,18 @@ class TopKSelector {
  public:
   static constexpr int64_t kSmallK = 16;
 
-  explicit TopKSelector(int64_t k) : k_(k), capacity_(std::max<int64_t>(2 * k, k + 64)) { keys_.reserve(capacity_); }
+  explicit TopKSelector(int64_t k)
+      : k_(k), capacity_(std::max<int64_t>(2 * k, k + 64)), max_candidates_(std::max<int64_t>(256, 4 * k)) {
+    keys_.reserve(capacity_);
+  }
   // keys_ may grow to the row length on the select-over-all path.
 
   void run(const float* x, int64_t n, uint64_t* out) {
-    if (k_ <= kLanes && n >= 2 * kLanes && prefiltered(x, n, out)) return;
+    if (n >= 2 * kLanes && prefiltered(x, n, out)) return;
     keys_.clear();
     if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
       for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
-      std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<uint64_t>());
-      std::sort(keys_.begin(), keys_.begin() + k_, std::greater<uint64_t>());
-      std::copy(keys_.begin(), keys_.begin() + k_, out);
+      select_keys(out);
       return;
     }
     const int64_t first = std::min(n, k_);
@@ -364,14 +366,15 @@ class TopKSelector {
   // maxima, t0, is a lower bound of the k-th largest value (those maxima are k distinct
   // elements), so the top-k lies among the few elements >= t0, collected in one pass.
   bool prefiltered(const float* x, int64_t n, uint64_t* out) {
-    candidates_.resize(kMaxCandidates);
+    candidates_.resize(max_candidates_);
     // 1. One pass with the previous row's guess: if at least k elements lie above it (or are
     //    NaN), they are a rank-order prefix holding the top-k. Rows of one model look alike,
     //    so this usually holds, and the row is read once.
     if (std::isfinite(guess_)) {
-      const int64_t count = collect_above(x, n, guess_, candidates_.data(), kMaxCandidates);
+      const int64_t count = collect_above(x, n, guess_, candidates_.data(), max_candidates_);
       if (count >= k_) return select_candidates(x, count, out);
     }
+    if (k_ > kLanes) return false;
     // 2. Two passes: t0, the k-th largest of the kLanes lane maxima, is <= the k-th largest
     //    value (those maxima are k distinct elements); collect everything >= t0.
     float m[kLanes];
@@ -379,7 +382,7 @@ class TopKSelector {
     const float t0 = kth_largest(m, k_);
     if (!std::isfinite(t0)) return false;
     const int64_t count = collect_above(x, n, std::nextafter(t0, -std::numeric_limits<float>::infinity()),
-                                        candidates_.data(), kMaxCandidates);
+                                        candidates_.data(), max_candidates_);
     if (count < k_) return false;  // too many candidates (ties): the general path
     return select_candidates(x, count, out);
   }
@@ -389,19 +392,26 @@ class TopKSelector {
   bool select_candidates(const float* x, int64_t count, uint64_t* out) {
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
-    const int64_t g = std::min(count, 2 * k_);
-    std::nth_element(keys_.begin(), keys_.begin() + (g - 1), keys_.end(), std::greater<uint64_t>());
-    guess_ = key_to_float(static_cast<uint32_t>(keys_[g - 1] >> 32));
-    std::partial_sort(keys_.begin(), keys_.begin() + k_, keys_.begin() + g, std::greater<uint64_t>());
-    std::copy(keys_.begin(), keys_.begin() + k_, out);
+    select_keys(out);
     return true;
   }
 
-  static constexpr int64_t kMaxCandidates = 256;
+  // Top-k of keys_ (>= k entries, a rank-order prefix of the row) sorted into out. Sets the
+  // guess for the next row to the value ranked 2k-th among them (or their weakest), which a
+  // similar row exceeds at least k times.
+  void select_keys(uint64_t* out) {
+    const int64_t g = std::min<int64_t>(keys_.size(), 2 * k_);
+    std::nth_element(keys_.begin(), keys_.begin() + (g - 1), keys_.end(), std::greater<uint64_t>());
+    guess_ = key_to_float(static_cast<uint32_t>(keys_[g - 1] >> 32));
+    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.begin() + g, std::greater<uint64_t>());
+    std::sort(keys_.begin(), keys_.begin() + k_, std::greater<uint64_t>());
+    std::copy(keys_.begin(), keys_.begin() + k_, out);
+  }
+
   float guess_ = std::numeric_limits<float>::quiet_NaN();
   std::vector<uint32_t> candidates_;
 
-  int64_t k_, capacity_;
+  int64_t k_, capacity_, max_candidates_;
   std::vector<uint64_t> keys_;
   float threshold_ = 0.f;
   bool saturated_ = false;
