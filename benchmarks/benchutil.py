@@ -14,6 +14,7 @@ Environment:
                                minutes on a 2-core CPU)
   MLMETRICS_BENCH_REFERENCE=1  also time the slow NumPy reference backend (smoke tests only)
   MLMETRICS_BENCH_DEVICES=cpu  restrict devices (comma list; default: cpu, plus cuda if present)
+  MLMETRICS_BENCH_DATA=iid     i.i.d. N(0, 9) logits instead of the classifier-like default
 """
 from __future__ import annotations
 
@@ -124,15 +125,38 @@ def logits(shape: Shape, device: str, seed: int = 0) -> torch.Tensor:
         if device == "cuda":
             torch.cuda.empty_cache()
         # Generated on the device itself (no host copy of big GPU tensors), in row chunks:
-        # bounded fp32 temporaries for bf16. Logits ~ N(0, 3^2): a peaked-ish softmax.
+        # bounded fp32 temporaries for bf16.
         g = torch.Generator(device=device).manual_seed(seed)
         out = torch.empty(shape.n, shape.c, dtype=DTYPES[shape.dtype], device=device)
         step = max(1, (64 << 20) // (4 * shape.c))
         for i in range(0, shape.n, step):
             rows = min(step, shape.n - i)
-            out[i:i + rows] = torch.randn(rows, shape.c, generator=g, device=device).mul_(3.0)
+            out[i:i + rows] = _classifier_like(rows, shape.c, g, device)
         _CACHE[key] = out
     return _CACHE[key]
+
+
+DATA = os.environ.get("MLMETRICS_BENCH_DATA", "classifier")
+
+
+def _classifier_like(rows: int, c: int, g: torch.Generator, device: str) -> torch.Tensor:
+    """Logits shaped like a trained classifier's, not i.i.d. rows (MLMETRICS_BENCH_DATA).
+
+    "classifier" (default): per row, N(0, 1) noise times a random scale in [0.5, 3] (confident
+    and unsure rows), plus a random offset N(0, 2^2) (logits are shift-free for softmax but
+    not for value-based shortcuts), plus one class raised by 3..9 scale units (the
+    prediction). Rows are independent and differ in scale and offset, so no kernel can
+    profit from consecutive rows being alike. "iid": N(0, 3^2) everywhere.
+    """
+    z = torch.randn(rows, c, generator=g, device=device)
+    if DATA == "iid":
+        return z.mul_(3.0)
+    scale = torch.rand(rows, 1, generator=g, device=device).mul_(2.5).add_(0.5)
+    shift = torch.randn(rows, 1, generator=g, device=device).mul_(2.0)
+    peak = torch.randint(0, c, (rows, 1), generator=g, device=device)
+    bump = torch.rand(rows, 1, generator=g, device=device).mul_(6.0).add_(3.0)
+    z.scatter_add_(1, peak, bump)
+    return z.mul_(scale).add_(shift)
 
 
 def targets(n: int, c: int, device: str, seed: int = 1) -> torch.Tensor:
