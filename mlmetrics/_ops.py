@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from typing import Callable, NamedTuple
 
 import torch
@@ -164,14 +165,28 @@ def _check_logits(logits: torch.Tensor, k: int, num_classes: int | None = None) 
         raise ValueError(f"k must be in [1, C={c}], got k={k}")
 
 
+# class_subset tensors already checked against a logits width: (tensor version, C) by tensor, so
+# a metric passing the same subset every batch pays the bounds check (a host sync on GPU) once.
+# (Keyed by id, with a weak reference to tell a live tensor from a reused id; tensors compare
+# elementwise, so they cannot be dict keys themselves.)
+_CHECKED_SUBSETS: dict[int, tuple[weakref.ref, int, int]] = {}
+
+
 def _check_class_subset(class_subset, logits: torch.Tensor) -> torch.Tensor:
     subset = torch.as_tensor(class_subset)
     if subset.dim() != 1 or subset.numel() < 1 or subset.dtype.is_floating_point or subset.dtype == torch.bool:
         raise ValueError("class_subset must be a non-empty 1-D integer tensor of class indices")
     subset = subset.to(device=logits.device, dtype=torch.int64).contiguous()
+    c = logits.shape[1]
+    seen = _CHECKED_SUBSETS.get(id(subset))
+    if seen is not None and seen[0]() is subset and seen[1:] == (subset._version, c):
+        return subset
     lo, hi = int(subset.min()), int(subset.max())  # one host sync, on a tiny tensor
-    if lo < 0 or hi >= logits.shape[1]:
-        raise ValueError(f"class_subset holds {lo if lo < 0 else hi}, outside [0, C={logits.shape[1]})")
+    if lo < 0 or hi >= c:
+        raise ValueError(f"class_subset holds {lo if lo < 0 else hi}, outside [0, C={c})")
+    if len(_CHECKED_SUBSETS) > 256:
+        _CHECKED_SUBSETS.clear()
+    _CHECKED_SUBSETS[id(subset)] = (weakref.ref(subset), subset._version, c)
     return subset
 
 

@@ -196,3 +196,15 @@ def test_consecutive_rows_of_different_scale():
     for k in (1, 5, 16, 17, 100):
         got, want = both(x, k, target=target)
         assert_same_topk_stats(got, want)
+
+
+def test_class_subset_checked_once_per_tensor_version():
+    x = torch.randn(3, 10)
+    subset = torch.tensor([1, 4, 9])
+    mlmetrics.topk_stats(x, 2, class_subset=subset, backend="reference")
+    subset[0] = 10  # an in-place change bumps the version: checked again
+    with pytest.raises(ValueError, match="class_subset holds 10"):
+        mlmetrics.topk_stats(x, 2, class_subset=subset, backend="reference")
+    with pytest.raises(ValueError, match="class_subset holds 9"):  # same tensor, narrower logits
+        subset[0] = 0
+        mlmetrics.topk_stats(x[:, :5], 2, class_subset=subset, backend="reference")
