@@ -15,6 +15,10 @@ Environment:
   MLMETRICS_BENCH_REFERENCE=1  also time the slow NumPy reference backend (smoke tests only)
   MLMETRICS_BENCH_DEVICES=cpu  restrict devices (comma list; default: cpu, plus cuda if present)
   MLMETRICS_BENCH_DATA=iid     i.i.d. N(0, 9) logits instead of the classifier-like default
+  MLMETRICS_BENCH_QUIET_WAIT=20  before each benchmark, wait up to this many seconds for other
+                               processes to drop below 15 % of the cores (session budget:
+                               MLMETRICS_BENCH_QUIET_BUDGET=300 s); the other load during timing is
+                               recorded in extra_info["other_load"]
 """
 from __future__ import annotations
 
@@ -311,6 +315,52 @@ def peak_extra_memory(fn: Callable[[], object], device: str) -> tuple[int | None
     return max(int(hwm - base), int(traced), 0), "rss-hwm+tracemalloc"
 
 
+# ---------------------------------------------------------------------------------------
+# Other load on a shared machine
+# ---------------------------------------------------------------------------------------
+QUIET_WAIT_S = float(os.environ.get("MLMETRICS_BENCH_QUIET_WAIT", "20"))      # per benchmark
+QUIET_BUDGET_S = float(os.environ.get("MLMETRICS_BENCH_QUIET_BUDGET", "300"))  # per session
+QUIET_LOAD = 0.15
+_waited = [0.0]
+
+
+def _cpu_snapshot():
+    """(wall s, busy CPU s of the whole machine, CPU s of this process) or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()
+    except OSError:
+        return None
+    v = [int(x) for x in parts[1:]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)  # user nice system irq softirq steal
+    t = os.times()
+    return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), t.user + t.system
+
+
+def other_load(before, after) -> float | None:
+    """Mean fraction of the machine's cores busy with *other* processes between two snapshots."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return min(max(others / ((after[0] - before[0]) * ncpu), 0.0), 1.0)
+
+
+def wait_for_quiet() -> float:
+    """Wait (bounded) until other processes use < 15 % of the cores; returns seconds waited."""
+    t0 = time.perf_counter()
+    limit = min(QUIET_WAIT_S, max(QUIET_BUDGET_S - _waited[0], 0.0))
+    while True:
+        a = _cpu_snapshot()
+        time.sleep(0.3)
+        load = other_load(a, _cpu_snapshot())
+        if load is None or load < QUIET_LOAD or time.perf_counter() - t0 >= limit:
+            break
+    waited = time.perf_counter() - t0 - 0.3
+    _waited[0] += max(waited, 0.0)
+    return max(waited, 0.0)
+
+
 def run(benchmark, fn: Callable[[], object], *, op: str, role: str, impl: str, device: str,
         shape: Shape, bytes_read: int | None = None, backend: str | None = None,
         measure_memory: bool = True, **extra) -> object:
@@ -342,8 +392,14 @@ def run(benchmark, fn: Callable[[], object], *, op: str, role: str, impl: str, d
         peak, method = peak_extra_memory(timed, device)
         info["peak_extra_bytes"] = peak
         info["memory_method"] = method
+    # On a shared machine: start when other processes are quiet, and record how busy they
+    # were while we timed (report.py flags rows measured under load).
+    info["quiet_wait_s"] = round(wait_for_quiet(), 2)
+    before = _cpu_snapshot()
     if first > SLOW_CALL_S:
         benchmark.pedantic(timed, rounds=SLOW_ROUNDS, iterations=1, warmup_rounds=0)
     else:
         benchmark(timed)
+    load = other_load(before, _cpu_snapshot())
+    info["other_load"] = None if load is None else round(load, 3)
     return result

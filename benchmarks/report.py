@@ -78,6 +78,7 @@ def load(paths):
                 device_name=e.get("device_name") or ("CPU" if device == "cpu" else device),
                 n=e.get("n"), c=e.get("c"), k=e.get("k"), dtype=e.get("dtype"),
                 bytes_read=e.get("bytes_read"), peak=e.get("peak_extra_bytes"),
+                other_load=e.get("other_load"),
                 median=float(st["median"]), min=float(st.get("min", st["median"])),
                 iqr=st.get("iqr"), rounds=st.get("rounds"),
                 source=str(p),
@@ -130,6 +131,20 @@ def fmt_ratio(v):
     if v is None or not math.isfinite(v):
         return "—"
     return f"{v:.3g}×" if v < 100 else f"{v:.0f}×"
+
+
+NOISY_LOAD = 0.25
+
+
+def fmt_load(v):
+    if v is None:
+        return "—"
+    return f"{v * 100:.0f}%" + (" ⚠" if v > NOISY_LOAD else "")
+
+
+def group_load(rows):
+    vals = [r["other_load"] for r in rows if r.get("other_load") is not None]
+    return max(vals) if vals else None
 
 
 def dtype_short(d):
@@ -199,7 +214,8 @@ def summary_table(op, glist):
             if r["role"] == "bound" and r["impl"] not in bound_names:
                 bound_names.append(r["impl"])
     header = (["device", "N", "C", "k", "dtype", "mlmetrics", "median", "GB/s", "peak extra mem"]
-              + [f"speedup vs {p}" for p in peer_names] + [f"ours/{b} (time)" for b in bound_names])
+              + [f"speedup vs {p}" for p in peer_names] + [f"ours/{b} (time)" for b in bound_names]
+              + ["other load (max)"])
     table = []
     for _, rows in glist:
         ours, peers, bounds = split(rows)
@@ -225,13 +241,14 @@ def summary_table(op, glist):
                     cells.append("—" if br is None else fmt_time(br["median"]))
                 else:
                     cells.append(f"{fmt_ratio(o['median'] / br['median'])} ({fmt_time(br['median'])})")
+            cells.append(fmt_load(group_load(rows)))
             table.append(cells)
     return md_table(header, table)
 
 
 def detail_table(glist):
     header = ["device", "N", "C", "k", "dtype", "impl", "role", "median", "min", "IQR", "rounds", "GB/s",
-              "peak extra mem", "ours/this (time)", "speedup", "speedup (min)"]
+              "peak extra mem", "ours/this (time)", "speedup", "speedup (min)", "other load"]
     table = []
     for _, rows in glist:
         ours = best([r for r in rows if r["role"] == "ours"])
@@ -242,7 +259,8 @@ def detail_table(glist):
                 r["rounds"] or "—", fmt_gbps(gbps(r)), fmt_bytes(r["peak"]),
                 "—" if ratio is None or r is ours else f"{ratio:.3g}",
                 "—" if ratio is None or r is ours else fmt_ratio(1 / ratio),
-                "—" if ours is None or r is ours else fmt_ratio(r["min"] / ours["min"])])
+                "—" if ours is None or r is ours else fmt_ratio(r["min"] / ours["min"]),
+                fmt_load(r.get("other_load"))])
     return md_table(header, table)
 
 
@@ -274,6 +292,9 @@ def evaluate_targets(g):
                 ok = v <= thr
                 txt = f"{v:.2f}× the amax time ({ours['backend']} {fmt_time(ours['median'])} vs amax {fmt_time(peer['median'])})"
             txt += f"; from minima {vmin:.2f}×"
+            load = group_load([ours, peer])
+            if load is not None:
+                txt += f"; other load ≤ {fmt_load(load)}"
             out.append((desc, r0["device"], shape, txt, ok))
     return out
 
@@ -290,7 +311,8 @@ def render_markdown(rows, machines, title=None, command=None):
               "median ÷ one `x.amax(dim=1)` pass (the cost of reading the logits once). GB/s = logits "
               "(+ labels/targets) bytes ÷ median. Peak extra memory: CPU = peak RSS delta (glibc mmap "
               "threshold lowered to 128 KiB while measuring) or tracemalloc peak, whichever is larger; "
-              "GPU = `torch.cuda.max_memory_allocated` delta.", ""]
+              "GPU = `torch.cuda.max_memory_allocated` delta. Other load = mean share of the cores used by "
+              f"other processes while a row was timed (⚠ above {NOISY_LOAD:.0%}: treat its ratios with care).", ""]
     targets = evaluate_targets(g)
     if targets:
         lines += ["## Targets (CPU, ratios from the same run)", ""]
