@@ -661,6 +661,7 @@ TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::
   const int64_t c_full = logits.size(1);
   const int64_t c = class_subset.has_value() ? class_subset->numel() : c_full;
   TORCH_CHECK(c <= std::numeric_limits<int32_t>::max() - (1 << 20), "mlmetrics: C too large");
+  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "mlmetrics: N must be < 2^31 on CUDA");
   const bool has_labels = label_ranges.has_value();
   const bool has_target = target.has_value();
 
