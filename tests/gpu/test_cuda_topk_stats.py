@@ -246,6 +246,23 @@ def test_current_stream_and_no_host_sync():
     torch.testing.assert_close(out[3].cpu(), ref[3].cpu(), equal_nan=True)
 
 
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), c=st.sampled_from([1, 3, 8, 33, 255, 256, 257, 999, 4096, 4097, 6000]),
+       kfrac=st.floats(0.0, 1.0), small_k=st.booleans(), dtype=st.sampled_from(DTYPES),
+       kind=st.sampled_from(["normal", "ties", "special"]),
+       layout=st.sampled_from(["contig", "transposed", "offset", "colstride2"]),
+       subset=st.sampled_from([None, _perm_subset, _dup_subset]), target=st.booleans(), labels=st.booleans(),
+       with_softmax=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_cases(n, c, kfrac, small_k, dtype, kind, layout, subset, target, labels, with_softmax, seed):
+    cs = c if subset is None else max(1, c // 3 if subset is _perm_subset else c // 2)
+    k = 1 + int(kfrac * (min(cs, 32) - 1 if small_k else cs - 1))
+    _case(n, c, k, dtype, kind, seed=seed, target=target, labels=labels, with_softmax=with_softmax,
+          layout=layout, subset=subset)
+
+
 def test_large_values_accuracy():
     # large logits (|x| ~ 1e4) and a peaked row: logsumexp / entropy stay accurate
     x = torch.randn(8, 5000, dtype=torch.float64) * 50 + 1e4
