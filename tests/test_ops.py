@@ -208,3 +208,16 @@ def test_class_subset_checked_once_per_tensor_version():
     with pytest.raises(ValueError, match="class_subset holds 9"):  # same tensor, narrower logits
         subset[0] = 0
         mlmetrics.topk_stats(x[:, :5], 2, class_subset=subset, backend="reference")
+
+
+def test_gpu_backend_choice_is_by_shape(monkeypatch):
+    from mlmetrics import _ops
+
+    monkeypatch.setattr(_ops, "has_cuda_kernels", lambda: True)
+    monkeypatch.setattr(_ops, "_triton_usable", lambda device: True)
+    assert _ops.choose_gpu_backend(65536, 10, 5) == "cuda"
+    assert _ops.choose_gpu_backend(65536, 1000, 5) == "triton"
+    monkeypatch.setattr(_ops, "_triton_usable", lambda device: False)
+    assert _ops.choose_gpu_backend(65536, 1000, 5) == "cuda"
+    monkeypatch.setattr(_ops, "has_cuda_kernels", lambda: False)
+    assert _ops.choose_gpu_backend(65536, 1000, 5) == "triton"
