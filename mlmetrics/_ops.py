@@ -254,7 +254,7 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
 def choose_gpu_backend(n: int, c: int, k: int) -> str:
     """The faster GPU backend for an [n, c] top-k.
 
-    Measured on an H100 (benchmarks/gpu_triton_notes.md, benchmarks/results/gpu_cuda_notes.md;
+    Measured on an H100 (benchmarks/results/gpu_triton_notes.md, benchmarks/results/gpu_cuda_notes.md;
     CUDA kernel v1 = commit 870feb6): Triton is faster from C = 100 up (65,536x1,000 fp32 k=5:
     0.298 vs 0.524 ms; 4,096x131,072 bf16: 0.602 vs 2.604 ms; 65,536x100: 0.096 vs 0.099 ms),
     CUDA for tiny rows (65,536x10: 0.069 vs 0.077 ms).

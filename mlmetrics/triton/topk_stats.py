@@ -290,7 +290,7 @@ def _torch_order_key(x32: torch.Tensor) -> torch.Tensor:
 
 
 def _config(n: int, c: int, k: int, elem_size: int):
-    """(BLOCK_R, BLOCK_C, num_warps), from a sweep on an H100 (benchmarks/gpu_triton_notes.md).
+    """(BLOCK_R, BLOCK_C, num_warps), from a sweep on an H100 (benchmarks/results/gpu_triton_notes.md).
 
     One warp per program (every reduction stays inside the warp: no shared memory, no
     barriers), column tiles of ~1 KiB per row (256 fp32 / 512 fp16-bf16 columns), and
