@@ -49,6 +49,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_cuda": torch.version.cuda,
         "bench_full_grid": os.environ.get("MLMETRICS_BENCH_FULL", "0") == "1",
+        "bench_data": os.environ.get("MLMETRICS_BENCH_DATA", "classifier"),
     }
     try:
         import triton

@@ -179,6 +179,8 @@ def machine_lines(machines):
             parts.append(f"CUDA backends {mb['mlmetrics_backends_cuda']}")
         if mb.get("bench_full_grid"):
             parts.append("full grid")
+        if mb.get("bench_data"):
+            parts.append(f"{mb['bench_data']} logits")
         when = mi.get("_datetime") or "?"
         commit = (mi.get("_commit") or "")[:10]
         out.append(f"- `{Path(mi['_file']).name}` ({when}{', commit ' + commit if commit else ''}): " + ", ".join(parts))
