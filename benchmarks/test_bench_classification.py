@@ -105,9 +105,9 @@ def test_classification_metrics(benchmark, device, shape, impl):
     common = dict(op="classification_metrics", impl=impl, device=device, shape=shape,
                   bytes_read=shape.logits_bytes + n * 8)
     if impl == "mlmetrics":
-        pytest.importorskip("mlmetrics.metrics")
         import mlmetrics
-        import mlmetrics.metrics as mm
+
+        mm = bu.need("mlmetrics.metrics")
 
         if not hasattr(mm, "ClassificationMetrics"):
             pytest.skip("mlmetrics.metrics.ClassificationMetrics not implemented yet")
@@ -115,13 +115,14 @@ def test_classification_metrics(benchmark, device, shape, impl):
         res = bu.run(benchmark, lambda: _ours(x, t, c), role="ours", backend=backend, **common)
         _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "torchmetrics":
-        pytest.importorskip("torchmetrics")
+        bu.need("torchmetrics")
         res = bu.run(benchmark, lambda: _torchmetrics(x, t, c), role="peer", **common)
         _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "sklearn":
-        pytest.importorskip("sklearn")
         if device != "cpu":
             pytest.skip("scikit-learn runs on CPU only")
+        bu.need("sklearn.metrics")
+        bu.need("scipy.special")
         if n * c > SKLEARN_MAX_ELEMS:
             pytest.skip(f"sklearn at N*C={n * c:.2g} takes minutes (argsort of every row)")
         res = bu.run(benchmark, lambda: _sklearn(x, t, c), role="peer", **common)

@@ -167,7 +167,7 @@ _TIMM = {}
 
 def _timm_evaluator():
     if "r" not in _TIMM:
-        real_labels = pytest.importorskip("timm.data.real_labels")
+        real_labels = bu.need("timm.data.real_labels")
         files = [f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(50000)]
         _TIMM["r"] = real_labels.RealLabelsImagenet(files, topk=(1, 5))
     return _TIMM["r"]
