@@ -55,7 +55,11 @@ def _extensions():
         raise RuntimeError("MLMETRICS_CUDA=1 but the installed torch is a CPU-only build")
 
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-fvisibility=hidden"]  # torch picks the C++ standard its headers need
+    # torch picks the C++ standard its headers need. -fopenmp: at::parallel_for is an OpenMP
+    # pragma inlined from ATen's headers; without it the CPU kernel runs on one thread. The
+    # libgomp.so.1 that torch loads first is the one the extension then uses.
+    cxx = ["-O3", "-fvisibility=hidden", "-fopenmp"]
+    link = ["-fopenmp"]
     if os.environ.get("MLMETRICS_NATIVE", "0") == "1":
         cxx.append("-march=native")
     define_macros = []  # py_limited_api=True makes torch define Py_LIMITED_API
@@ -71,13 +75,14 @@ def _extensions():
                 "mlmetrics._C",
                 sources,
                 define_macros=define_macros,
+                extra_link_args=link,
                 extra_compile_args={"cxx": cxx + extra_headers,
                                     "nvcc": ["-O3", "--use_fast_math", "-DMLMETRICS_WITH_CUDA"] + extra_headers},
                 py_limited_api=True,
             )
         ]
     return [CppExtension("mlmetrics._C", sources, define_macros=define_macros,
-                         extra_compile_args={"cxx": cxx}, py_limited_api=True)]
+                         extra_compile_args={"cxx": cxx}, extra_link_args=link, py_limited_api=True)]
 
 
 def _build_ext():

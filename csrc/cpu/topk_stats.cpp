@@ -370,9 +370,13 @@ class TopKSelector {
     // 1. One pass with the previous row's guess: if at least k elements lie above it (or are
     //    NaN), they are a rank-order prefix holding the top-k. Rows of one model look alike,
     //    so this usually holds, and the row is read once.
-    if (std::isfinite(guess_)) {
+    //    A miss costs a wasted pass, so after one the guess rests for kGuessRest rows.
+    if (guess_rest_ > 0) {
+      --guess_rest_;
+    } else if (std::isfinite(guess_)) {
       const int64_t count = collect_above(x, n, guess_, candidates_.data(), max_candidates_);
       if (count >= k_) return select_candidates(x, count, out);
+      guess_rest_ = kGuessRest;
     }
     if (k_ > kLanes) return false;
     // 2. Two passes: t0, the k-th largest of the kLanes lane maxima, is <= the k-th largest
@@ -409,6 +413,8 @@ class TopKSelector {
   }
 
   float guess_ = std::numeric_limits<float>::quiet_NaN();
+  static constexpr int kGuessRest = 8;
+  int guess_rest_ = 0;
   std::vector<uint32_t> candidates_;
 
   int64_t k_, capacity_, max_candidates_;
