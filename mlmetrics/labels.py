@@ -1,6 +1,7 @@
 """Ragged per-sample label sets (CSR), e.g. ImageNet ReaL labels."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -42,16 +43,22 @@ class LabelSets:
     @classmethod
     def from_lists(cls, lists: Iterable[Sequence[int]], num_classes: int) -> "LabelSets":
         """From a list of per-sample class-index lists (duplicates removed, sorted)."""
-        sets = [sorted(set(int(v) for v in s)) for s in lists]
-        for i, s in enumerate(sets):
-            for v in s:
-                if not 0 <= v < num_classes:
-                    raise ValueError(f"sample {i}: label {v} outside [0, {num_classes})")
-        sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
-        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        flat = np.fromiter((v for s in sets for v in s), dtype=np.int32, count=int(offsets[-1]))
-        return cls(torch.from_numpy(offsets), torch.from_numpy(flat), num_classes, validate=False)
+        lists = lists if isinstance(lists, list) else list(lists)
+        sizes = np.fromiter((len(s) for s in lists), dtype=np.int64, count=len(lists))
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(sizes.sum()))
+        row = np.repeat(np.arange(len(lists), dtype=np.int64), sizes)
+        bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
+        if bad.size:
+            j = bad[0]
+            raise ValueError(f"sample {row[j]}: label {flat[j]} outside [0, {num_classes})")
+        order = np.lexsort((flat, row))  # by sample, then label
+        flat, row = flat[order], row[order]
+        keep = np.ones(flat.size, dtype=bool)
+        keep[1:] = (flat[1:] != flat[:-1]) | (row[1:] != row[:-1])  # drop duplicates within a set
+        flat, row = flat[keep], row[keep]
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=len(lists)), out=offsets[1:])
+        return cls(torch.from_numpy(offsets), torch.from_numpy(flat.astype(np.int32)), num_classes, validate=False)
 
     @classmethod
     def from_dense(cls, multi_hot: torch.Tensor) -> "LabelSets":
