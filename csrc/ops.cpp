@@ -49,26 +49,6 @@ void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::opt
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> softmax_topk_from(const TopKStatsResult& s) {
-  const auto& topk_logits = std::get<0>(s);
-  const auto& row_stats = std::get<3>(s);
-  auto lse = row_stats.select(1, kStatLogSumExp).unsqueeze(1);
-  return {at::exp(topk_logits - lse), std::get<1>(s)};
-}
-
-namespace {
-
-std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k) {
-  return softmax_topk_from(topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true));
-}
-
-at::Tensor topk_label_hits_cpu(const at::Tensor& logits, const at::Tensor& label_ranges, const at::Tensor& labels,
-                               int64_t k) {
-  return std::get<2>(topk_stats_cpu(logits, k, std::nullopt, label_ranges, labels, std::nullopt, false));
-}
-
-}  // namespace
-
 TORCH_LIBRARY(mlmetrics, m) {
   m.def(
       "topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, Tensor? class_subset, "
@@ -80,8 +60,8 @@ TORCH_LIBRARY(mlmetrics, m) {
 
 TORCH_LIBRARY_IMPL(mlmetrics, CPU, m) {
   m.impl("topk_stats", &topk_stats_cpu);
-  m.impl("softmax_topk", &softmax_topk_cpu);
-  m.impl("topk_label_hits", &topk_label_hits_cpu);
+  m.impl("softmax_topk", &softmax_topk_via<topk_stats_cpu>);
+  m.impl("topk_label_hits", &topk_label_hits_via<topk_stats_cpu>);
 }
 
 }  // namespace mlmetrics

@@ -74,7 +74,22 @@ TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::
                                const std::optional<at::Tensor>& class_subset, bool with_softmax);
 #endif
 
-// softmax_topk / topk_label_hits derived from topk_stats of any device.
-std::tuple<at::Tensor, at::Tensor> softmax_topk_from(const TopKStatsResult& stats);
+using TopKStatsFn = TopKStatsResult (*)(const at::Tensor&, int64_t, const std::optional<at::Tensor>&,
+                                        const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                                        const std::optional<at::Tensor>&, bool);
+
+// softmax_topk / topk_label_hits of a device, derived from its topk_stats (registered per device).
+template <TopKStatsFn topk_stats>
+std::tuple<at::Tensor, at::Tensor> softmax_topk_via(const at::Tensor& logits, int64_t k) {
+  const TopKStatsResult s = topk_stats(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true);
+  const at::Tensor lse = std::get<3>(s).select(1, kStatLogSumExp).unsqueeze(1);
+  return {at::exp(std::get<0>(s) - lse), std::get<1>(s)};
+}
+
+template <TopKStatsFn topk_stats>
+at::Tensor topk_label_hits_via(const at::Tensor& logits, const at::Tensor& label_ranges, const at::Tensor& labels,
+                               int64_t k) {
+  return std::get<2>(topk_stats(logits, k, std::nullopt, label_ranges, labels, std::nullopt, false));
+}
 
 }  // namespace mlmetrics

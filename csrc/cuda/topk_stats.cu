@@ -618,23 +618,10 @@ TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::
   return {topk_logits, topk_indices, hits, row_stats, target_rank};
 }
 
-namespace {
-
-std::tuple<at::Tensor, at::Tensor> softmax_topk_cuda(const at::Tensor& logits, int64_t k) {
-  return softmax_topk_from(topk_stats_cuda(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true));
-}
-
-at::Tensor topk_label_hits_cuda(const at::Tensor& logits, const at::Tensor& label_ranges, const at::Tensor& labels,
-                                int64_t k) {
-  return std::get<2>(topk_stats_cuda(logits, k, std::nullopt, label_ranges, labels, std::nullopt, false));
-}
-
-}  // namespace
-
 TORCH_LIBRARY_IMPL(mlmetrics, CUDA, m) {
   m.impl("topk_stats", &topk_stats_cuda);
-  m.impl("softmax_topk", &softmax_topk_cuda);
-  m.impl("topk_label_hits", &topk_label_hits_cuda);
+  m.impl("softmax_topk", &softmax_topk_via<topk_stats_cuda>);
+  m.impl("topk_label_hits", &topk_label_hits_via<topk_stats_cuda>);
 }
 
 }  // namespace mlmetrics
