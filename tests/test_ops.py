@@ -184,8 +184,8 @@ def test_reference_rank_order_is_obviously_right():
 
 @needs_ext
 def test_consecutive_rows_of_different_scale():
-    # the CPU kernel seeds each row's top-k scan with a guess from the previous row: rows whose
-    # scale jumps (guess far too high or too low), NaN rows and tie-heavy rows must stay exact
+    # rows whose scale jumps, NaN rows and tie-heavy rows side by side stay exact (an earlier CPU
+    # kernel seeded each row's scan from the previous row; any such state must not leak)
     g = torch.Generator().manual_seed(7)
     x = torch.randn(64, 777, generator=g) + torch.randn(64, 1, generator=g) * 50
     x[10:14] = x[10:14].round()
@@ -221,3 +221,38 @@ def test_gpu_backend_choice_is_by_shape(monkeypatch):
     assert _ops.choose_gpu_backend(65536, 1000, 5) == "cuda"
     monkeypatch.setattr(_ops, "has_cuda_kernels", lambda: False)
     assert _ops.choose_gpu_backend(65536, 1000, 5) == "triton"
+
+
+def _group_stress_rows(c: int, k: int, g: torch.Generator) -> torch.Tensor:
+    """Rows aimed at the CPU kernel's group prefilter: element j is in group j % 64, each group's
+    top-2 values and first-maximum index are tracked, and a group holding 2+ of the top k
+    (or ties at the bound) must be rescanned."""
+    rows = []
+    base = lambda: torch.randn(c, generator=g)  # noqa: E731
+    x = base(); x[0::64][:k] += 10.0; rows.append(x)  # the top k all in group 0
+    x = base(); x[5::64][:3] += 10.0; x[7] += 9.0; rows.append(x)  # 3 of the top k in one group
+    x = base(); x[3::64][:2] = 8.0; x[9::64][:2] = 8.0; rows.append(x)  # equal maxima inside groups
+    x = base(); x[torch.randperm(c, generator=g)[:2 * k]] = 5.0; rows.append(x)  # ties at the k-th value
+    x = base(); x[1::64] = 6.0; rows.append(x)  # one group all tied at the top
+    x = torch.full((c,), 2.0); rows.append(x)  # the whole row tied (past every candidate cap)
+    x = torch.full((c,), float("-inf")); x[:: max(1, c // (k + 2))] = 1.0; rows.append(x)  # mostly -inf
+    x = base(); x[-1] += 20.0; x[c - 1 - 64 if c > 64 else 0] += 19.0; rows.append(x)  # top in the tail block
+    x = base().round(); rows.append(x)  # heavy ties everywhere
+    x = base(); x[c // 3] = float("inf"); x[c // 2] = float("inf"); rows.append(x)
+    return torch.stack(rows)
+
+
+@needs_ext
+@pytest.mark.parametrize("c", [64, 65, 100, 127, 128, 1000, 4097])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 16, 17, 64])
+def test_group_prefilter_edge_cases(c, k):
+    if k > c:
+        pytest.skip("k > C")
+    g = torch.Generator().manual_seed(1000 * c + k)
+    x = _group_stress_rows(c, k, g)
+    target = torch.randint(0, c, (x.shape[0],), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, c, (4,), generator=g).tolist() for _ in range(x.shape[0])], c)
+    got, want = both(x, k, target=target, label_sets=sets)
+    assert_same_topk_stats(got, want)
+    got, want = both(x, k, target=target, label_sets=sets, with_softmax=False)
+    assert_same_topk_stats(got, want)

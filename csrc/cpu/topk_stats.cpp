@@ -173,133 +173,203 @@ NextCandidateFn pick_next_candidate() {
 }
 const NextCandidateFn next_candidate = pick_next_candidate();
 
-// Maxima of kLanes (16) disjoint groups of x[0, n) (group l holds x[l], x[l + 16], ...);
-// returns true when the row holds a NaN (the maxima are then meaningless).
-using LaneMaximaFn = bool (*)(const float*, int64_t, float*);
+// One read of the row x[0, n) split into kGroups (64) interleaved groups (group g holds
+// x[g], x[g + 64], x[g + 128], ...): for each group its largest value top1[g], the block
+// (j / 64) of that value's first occurrence, block[g], and its second-largest value top2[g]
+// (counting repeats; -inf for a group of one). Returns true when the row holds a NaN (the
+// rest is then meaningless). A few vector ops per 16 elements: as fast as reading the row.
+constexpr int64_t kGroups = 64;
+using GroupScanFn = bool (*)(const float*, int64_t, float*, int32_t*, float*);
 
-bool lane_maxima_scalar(const float* x, int64_t n, float* out) {
+bool group_scan_scalar(const float* x, int64_t n, float* top1, int32_t* block, float* top2) {
   bool nan = false;
-  std::fill(out, out + kLanes, -std::numeric_limits<float>::infinity());
+  std::fill(top1, top1 + kGroups, -std::numeric_limits<float>::infinity());
+  std::fill(top2, top2 + kGroups, -std::numeric_limits<float>::infinity());
+  std::fill(block, block + kGroups, 0);
   for (int64_t j = 0; j < n; ++j) {
-    nan |= x[j] != x[j];
-    out[j % kLanes] = std::max(out[j % kLanes], x[j]);
+    const float v = x[j];
+    const int64_t g = j % kGroups;
+    nan |= v != v;
+    top2[g] = std::max(top2[g], std::min(top1[g], v));
+    if (v > top1[g]) {
+      top1[g] = v;
+      block[g] = static_cast<int32_t>(j / kGroups);
+    }
   }
   return nan;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f"))) bool lane_maxima_avx512(const float* x, int64_t n, float* out) {
+// One vector of 16 groups: strict > keeps the first occurrence of the maximum.
+__attribute__((target("avx512f"), always_inline)) inline void group_step(__m512 v, __m512i blk, __m512& a, __m512i& ia,
+                                                                        __m512& b) {
+  const __mmask16 gt = _mm512_cmp_ps_mask(v, a, _CMP_GT_OQ);
+  b = _mm512_max_ps(b, _mm512_min_ps(a, v));
+  a = _mm512_mask_mov_ps(a, gt, v);
+  ia = _mm512_mask_mov_epi32(ia, gt, blk);
+}
+
+__attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_t n, float* top1, int32_t* block,
+                                                         float* top2) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+  __m512 a[4] = {ninf, ninf, ninf, ninf}, b[4] = {ninf, ninf, ninf, ninf};
+  __m512i ia[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   __mmask16 nan = 0;
   int64_t j = 0;
-  for (; j + 64 <= n; j += 64) {
+  for (; j + kGroups <= n; j += kGroups) {
+    const __m512i blk = _mm512_set1_epi32(static_cast<int32_t>(j / kGroups));
     const __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
     const __m512 v2 = _mm512_loadu_ps(x + j + 32), v3 = _mm512_loadu_ps(x + j + 48);
     nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
-    m0 = _mm512_max_ps(m0, v0);
-    m1 = _mm512_max_ps(m1, v1);
-    m2 = _mm512_max_ps(m2, v2);
-    m3 = _mm512_max_ps(m3, v3);
+    group_step(v0, blk, a[0], ia[0], b[0]);
+    group_step(v1, blk, a[1], ia[1], b[1]);
+    group_step(v2, blk, a[2], ia[2], b[2]);
+    group_step(v3, blk, a[3], ia[3], b[3]);
   }
-  for (; j < n; j += 16) {
+  const __m512i blk = _mm512_set1_epi32(static_cast<int32_t>(j / kGroups));
+  for (int q = 0; j < n; j += 16, ++q) {  // tail: group (j % 64) as in the main loop
     const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
     const __m512 v = _mm512_mask_loadu_ps(ninf, live, x + j);
     nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    m0 = _mm512_max_ps(m0, v);
+    group_step(v, blk, a[q], ia[q], b[q]);
   }
-  _mm512_storeu_ps(out, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_ps(top1 + 16 * q, a[q]);
+    _mm512_storeu_ps(top2 + 16 * q, b[q]);
+    _mm512_storeu_si512(block + 16 * q, ia[q]);
+  }
   return nan != 0;
 }
 #endif
 
-// The k-th largest of m[0, kLanes) (1 <= k <= kLanes): the smallest value with fewer than k
-// values strictly above it.
-using KthLargestFn = float (*)(const float*, int64_t);
+GroupScanFn pick_group_scan() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return group_scan_avx512;
+#endif
+  return group_scan_scalar;
+}
+const GroupScanFn group_scan = pick_group_scan();
 
-float kth_largest_scalar(const float* m, int64_t k) {
-  float t = std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < kLanes; ++i) {
-    int64_t above = 0;
-    for (int64_t j = 0; j < kLanes; ++j) above += m[j] > m[i];
-    if (above < k) t = std::min(t, m[i]);
+// From group_scan's output over x[0, n): t = the k-th largest group maximum (1 <= k <=
+// kGroups), a lower bound of the row's k-th largest value (the group maxima are distinct
+// elements of the row), written to *t_out. Writes to out the indices of every element >= t
+// (>= k of them, in no particular order) and returns their count: a group whose second value
+// is < t contributes its maximum (or nothing), index known; the few groups whose second value
+// reaches t (they may hold several of the top k) are scanned (stride kGroups, the row is in
+// L1/L2). Returns -1 when more than cap would be written (ties; out is then garbage).
+using GroupCandidatesFn = int64_t (*)(const float*, int64_t, const float*, const int32_t*, const float*, int64_t,
+                                      uint32_t*, int64_t, float*);
+
+// Appends the indices of the elements >= t of group g of x[0, n) to out[count, ...);
+// -1 if that would pass cap.
+inline int64_t scan_group(const float* x, int64_t n, int64_t g, float t, uint32_t* out, int64_t count, int64_t cap) {
+  if (count + (n - g + kGroups - 1) / kGroups > cap) return -1;
+  for (int64_t j = g; j < n; j += kGroups) {
+    out[count] = static_cast<uint32_t>(j);
+    count += x[j] >= t;
   }
-  return t;
+  return count;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f,popcnt"))) float kth_largest_avx512(const float* m, int64_t k) {
-  const __m512 v = _mm512_loadu_ps(m);
-  float t = std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < kLanes; ++i) {
-    const int above = __builtin_popcount(_mm512_cmp_ps_mask(v, _mm512_set1_ps(m[i]), _CMP_GT_OQ));
-    t = above < k ? std::min(t, m[i]) : t;
-  }
-  return t;
-}
-#endif
-
-KthLargestFn pick_kth_largest() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return kth_largest_avx512;
-#endif
-  return kth_largest_scalar;
-}
-const KthLargestFn kth_largest = pick_kth_largest();
-
-LaneMaximaFn pick_lane_maxima() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return lane_maxima_avx512;
-#endif
-  return lane_maxima_scalar;
-}
-const LaneMaximaFn lane_maxima = pick_lane_maxima();
-
-// Indices j of x[0, n) with x[j] > lb or x[j] NaN, written to out[0, cap); their count, or
-// -1 when more than cap (the caller then takes the general path). The collected elements are
-// a prefix of the row's rank order.
-using CollectAboveFn = int64_t (*)(const float*, int64_t, float, uint32_t*, int64_t);
-
-int64_t collect_above_scalar(const float* x, int64_t n, float lb, uint32_t* out, int64_t cap) {
+int64_t group_candidates_scalar(const float* x, int64_t n, const float* top1, const int32_t* block, const float* top2,
+                                int64_t k, uint32_t* out, int64_t cap, float* t_out) {
+  float pool[kGroups];
+  std::copy(top1, top1 + kGroups, pool);
+  std::nth_element(pool, pool + (k - 1), pool + kGroups, std::greater<float>());
+  const float t = *t_out = pool[k - 1];
   int64_t count = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    if (!(x[j] <= lb)) {
+  for (int64_t g = 0; g < kGroups && count >= 0; ++g) {
+    if (top2[g] >= t) {
+      count = scan_group(x, n, g, t, out, count, cap);
+    } else if (top1[g] >= t) {
       if (count == cap) return -1;
-      out[count++] = static_cast<uint32_t>(j);
+      out[count++] = static_cast<uint32_t>(block[g] * kGroups + g);
     }
   }
   return count;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f"))) int64_t collect_above_avx512(const float* x, int64_t n, float lb, uint32_t* out,
-                                                                 int64_t cap) {
-  const __m512 t = _mm512_set1_ps(lb);
-  int64_t count = 0;
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
-    uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_NLE_UQ);
-    while (m) {
-      if (count == cap) return -1;
-      out[count++] = static_cast<uint32_t>(j + __builtin_ctz(m));
-      m &= m - 1;
+// The k-th largest of the 16 lanes of v (1 <= k <= 16): the smallest lane with fewer than k
+// lanes strictly above it; each lane's count from 15 lane rotations.
+__attribute__((target("avx512f"), always_inline)) inline float kth_largest16(__m512 v, int64_t k) {
+  __m512i above = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i vi = _mm512_castps_si512(v);
+#define MLM_ROTATE_COUNT(s)                                                                                       \
+  above = _mm512_mask_add_epi32(                                                                                   \
+      above, _mm512_cmp_ps_mask(_mm512_castsi512_ps(_mm512_alignr_epi32(vi, vi, s)), v, _CMP_GT_OQ), above, one);
+  MLM_ROTATE_COUNT(1) MLM_ROTATE_COUNT(2) MLM_ROTATE_COUNT(3) MLM_ROTATE_COUNT(4) MLM_ROTATE_COUNT(5)
+  MLM_ROTATE_COUNT(6) MLM_ROTATE_COUNT(7) MLM_ROTATE_COUNT(8) MLM_ROTATE_COUNT(9) MLM_ROTATE_COUNT(10)
+  MLM_ROTATE_COUNT(11) MLM_ROTATE_COUNT(12) MLM_ROTATE_COUNT(13) MLM_ROTATE_COUNT(14) MLM_ROTATE_COUNT(15)
+#undef MLM_ROTATE_COUNT
+  const __mmask16 within = _mm512_cmplt_epi32_mask(above, _mm512_set1_epi32(static_cast<int32_t>(k)));
+  return _mm512_mask_reduce_min_ps(within, v);
+}
+
+// k <= 16: floor = the k-th largest of the 16 lane maxima (k group maxima are >= it); only
+// group maxima >= floor (usually about k) can be t: if at most 16, t is their k-th largest,
+// else floor itself (a weaker bound, still valid). Larger k: the scalar version.
+__attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const float* x, int64_t n,
+                                                                          const float* top1, const int32_t* block,
+                                                                          const float* top2, int64_t k, uint32_t* out,
+                                                                          int64_t cap, float* t_out) {
+  if (k > 16 || cap < kGroups) return group_candidates_scalar(x, n, top1, block, top2, k, out, cap, t_out);
+  const __m512 a[4] = {_mm512_loadu_ps(top1), _mm512_loadu_ps(top1 + 16), _mm512_loadu_ps(top1 + 32),
+                       _mm512_loadu_ps(top1 + 48)};
+  const __m512 floor = _mm512_set1_ps(
+      kth_largest16(_mm512_max_ps(_mm512_max_ps(a[0], a[1]), _mm512_max_ps(a[2], a[3])), k));
+  __mmask16 keep[4];
+  int m = 0;
+  for (int q = 0; q < 4; ++q) {
+    keep[q] = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
+    m += __builtin_popcount(keep[q]);
+  }
+  float t;
+  if (m <= 16) {
+    alignas(64) float pool[4 * 16];
+    int p = 0;
+    for (int q = 0; q < 4; ++q) {
+      _mm512_storeu_ps(pool + p, _mm512_maskz_compress_ps(keep[q], a[q]));
+      p += __builtin_popcount(keep[q]);
     }
+    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    t = kth_largest16(_mm512_mask_loadu_ps(ninf, __mmask16((1u << m) - 1), pool), k);
+  } else {
+    t = _mm512_cvtss_f32(floor);
+  }
+  *t_out = t;
+  const __m512 tv = _mm512_set1_ps(t);
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  int64_t count = 0;
+  uint64_t flagged = 0;
+  for (int q = 0; q < 4; ++q) {
+    const __mmask16 second = _mm512_cmp_ps_mask(_mm512_loadu_ps(top2 + 16 * q), tv, _CMP_GE_OQ);
+    const __mmask16 in = _mm512_mask_cmp_ps_mask(__mmask16(~second), a[q], tv, _CMP_GE_OQ);
+    const __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(block + 16 * q), 6),
+                                         _mm512_add_epi32(iota, _mm512_set1_epi32(16 * q)));
+    _mm512_mask_compressstoreu_epi32(out + count, in, idx);
+    count += __builtin_popcount(in);
+    flagged |= uint64_t{second} << (16 * q);
+  }
+  for (; flagged && count >= 0; flagged &= flagged - 1) {
+    count = scan_group(x, n, __builtin_ctzll(flagged), t, out, count, cap);
   }
   return count;
 }
 #endif
 
-CollectAboveFn pick_collect_above() {
+GroupCandidatesFn pick_group_candidates() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return collect_above_avx512;
+  if (__builtin_cpu_supports("avx512f")) return group_candidates_avx512;
 #endif
-  return collect_above_scalar;
+  return group_candidates_scalar;
 }
-const CollectAboveFn collect_above = pick_collect_above();
+const GroupCandidatesFn group_candidates = pick_group_candidates();
 
 // Top-k of x[0, n) as rank_keys sorted descending.
-//   prefiltered (rows of >= 32): one vectorised pass with a guess from the previous row, or
-//     (k <= kLanes) two passes; see below.
+//   prefiltered (k <= 64, NaN-free rows of >= 64): a bound from per-group top-2 values, then
+//     the few elements above it; see below.
 //   k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
 //     threshold is always exact (few candidates pass the filter).
 //   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
@@ -316,7 +386,7 @@ class TopKSelector {
   // keys_ may grow to the row length on the select-over-all path.
 
   void run(const float* x, int64_t n, uint64_t* out) {
-    if (n >= 2 * kLanes && prefiltered(x, n, out)) return;
+    if (n >= kGroups && prefiltered(x, n, out)) return;
     keys_.clear();
     if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
       for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
@@ -362,59 +432,44 @@ class TopKSelector {
     threshold_ = key_to_float(key);
   }
 
-  // The fast path for small k on long NaN-free rows: the k-th largest of the kLanes lane
-  // maxima, t0, is a lower bound of the k-th largest value (those maxima are k distinct
-  // elements), so the top-k lies among the few elements >= t0, collected in one pass.
+  // The fast path for small k on long NaN-free rows: group_scan reads the row once; t, the
+  // k-th largest group maximum, is a lower bound of the row's k-th largest value (the group
+  // maxima are k distinct elements). When every group's second value is < t, the elements
+  // >= t are exactly the group maxima >= t (a handful, indices known): no second pass. Else
+  // (a group may hold two of the top k; ~15 % of rows at k = 5) one more pass over the row,
+  // now in L1, collects every element >= t.
   bool prefiltered(const float* x, int64_t n, uint64_t* out) {
+    if (k_ > kGroups) return false;
+    float top1[kGroups], top2[kGroups];
+    int32_t block[kGroups];
+    if (group_scan(x, n, top1, block, top2)) return false;  // NaN present: the general path
     candidates_.resize(max_candidates_);
-    // 1. One pass with the previous row's guess: if at least k elements lie above it (or are
-    //    NaN), they are a rank-order prefix holding the top-k. Rows of one model look alike,
-    //    so this usually holds, and the row is read once.
-    //    A miss costs a wasted pass, so after one the guess rests for kGuessRest rows.
-    if (guess_rest_ > 0) {
-      --guess_rest_;
-    } else if (std::isfinite(guess_)) {
-      const int64_t count = collect_above(x, n, guess_, candidates_.data(), max_candidates_);
-      if (count >= k_) return select_candidates(x, count, out);
-      guess_rest_ = kGuessRest;
-    }
-    if (k_ > kLanes) return false;
-    // 2. Two passes: t0, the k-th largest of the kLanes lane maxima, is <= the k-th largest
-    //    value (those maxima are k distinct elements); collect everything >= t0.
-    float m[kLanes];
-    if (lane_maxima(x, n, m)) return false;  // NaN present: the general path
-    const float t0 = kth_largest(m, k_);
-    if (!std::isfinite(t0)) return false;
-    const int64_t count = collect_above(x, n, std::nextafter(t0, -std::numeric_limits<float>::infinity()),
-                                        candidates_.data(), max_candidates_);
-    if (count < k_) return false;  // too many candidates (ties): the general path
-    return select_candidates(x, count, out);
-  }
-
-  // Top-k of the `count` collected candidates into out; sets the guess for the next row to the
-  // value ranked 2k-th among them (or their weakest), which most similar rows exceed k times.
-  bool select_candidates(const float* x, int64_t count, uint64_t* out) {
+    float t;
+    const int64_t count = group_candidates(x, n, top1, block, top2, k_, candidates_.data(), max_candidates_, &t);
+    if (count < k_ || !std::isfinite(t)) return false;  // ties past the cap, or +-inf: the general path
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
-    select_keys(out);
+    if (count <= 32) {  // the usual case: insertion-sort a handful of keys
+      for (int64_t i = 1; i < count; ++i) {
+        const uint64_t key = keys_[i];
+        int64_t p = i;
+        for (; p > 0 && keys_[p - 1] < key; --p) keys_[p] = keys_[p - 1];
+        keys_[p] = key;
+      }
+      std::copy(keys_.begin(), keys_.begin() + k_, out);
+    } else {
+      select_keys(out);
+    }
     return true;
   }
 
-  // Top-k of keys_ (>= k entries, a rank-order prefix of the row) sorted into out. Sets the
-  // guess for the next row to the value ranked 2k-th among them (or their weakest), which a
-  // similar row exceeds at least k times.
+  // Top-k of keys_ (>= k entries, a rank-order prefix of the row) sorted into out.
   void select_keys(uint64_t* out) {
-    const int64_t g = std::min<int64_t>(keys_.size(), 2 * k_);
-    std::nth_element(keys_.begin(), keys_.begin() + (g - 1), keys_.end(), std::greater<uint64_t>());
-    guess_ = key_to_float(static_cast<uint32_t>(keys_[g - 1] >> 32));
-    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.begin() + g, std::greater<uint64_t>());
+    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<uint64_t>());
     std::sort(keys_.begin(), keys_.begin() + k_, std::greater<uint64_t>());
     std::copy(keys_.begin(), keys_.begin() + k_, out);
   }
 
-  float guess_ = std::numeric_limits<float>::quiet_NaN();
-  static constexpr int kGuessRest = 8;
-  int guess_rest_ = 0;
   std::vector<uint32_t> candidates_;
 
   int64_t k_, capacity_, max_candidates_;
