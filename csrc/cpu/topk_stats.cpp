@@ -256,9 +256,14 @@ const GroupScanFn group_scan = pick_group_scan();
 // (>= k of them, in no particular order) and returns their count: a group whose second value
 // is < t contributes its maximum (or nothing), index known; the few groups whose second value
 // reaches t (they may hold several of the top k) are scanned (stride kGroups, the row is in
-// L1/L2). Returns -1 when more than cap would be written (ties; out is then garbage).
+// L1). Returns -1 when more than cap would be written (ties; out is then garbage), -2 when
+// rescanning the flagged groups would cost more than one linear pass over the row (several
+// groups, or a row past L1 where each strided element is a cache line): the caller then
+// collects the elements >= t with collect_above.
 using GroupCandidatesFn = int64_t (*)(const float*, int64_t, const float*, const int32_t*, const float*, int64_t,
                                       uint32_t*, int64_t, float*);
+
+constexpr int64_t kRescanMaxRow = 8192;  // floats: rows up to 32 KiB stay in L1
 
 // Appends the indices of the elements >= t of group g of x[0, n) to out[count, ...);
 // -1 if that would pass cap.
@@ -271,12 +276,65 @@ inline int64_t scan_group(const float* x, int64_t n, int64_t g, float t, uint32_
   return count;
 }
 
+// Indices j of x[0, n) with x[j] >= lb (NaN-free x), written to out[0, cap); their count, or
+// -1 when more than cap. The collected elements are a prefix of the row's rank order.
+using CollectAboveFn = int64_t (*)(const float*, int64_t, float, uint32_t*, int64_t);
+
+int64_t collect_above_scalar(const float* x, int64_t n, float lb, uint32_t* out, int64_t cap) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (x[j] >= lb) {
+      if (count == cap) return -1;
+      out[count++] = static_cast<uint32_t>(j);
+    }
+  }
+  return count;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,popcnt"))) int64_t collect_above_avx512(const float* x, int64_t n, float lb,
+                                                                        uint32_t* out, int64_t cap) {
+  const __m512 t = _mm512_set1_ps(lb);
+  int64_t count = 0;
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {  // few candidates per row: test 64 elements per branch
+    const uint64_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), t, _CMP_GE_OQ);
+    const uint64_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 16), t, _CMP_GE_OQ);
+    const uint64_t m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 32), t, _CMP_GE_OQ);
+    const uint64_t m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 48), t, _CMP_GE_OQ);
+    uint64_t m = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+    if (m == 0) continue;
+    if (count + __builtin_popcountll(m) > cap) return -1;
+    for (; m; m &= m - 1) out[count++] = static_cast<uint32_t>(j + __builtin_ctzll(m));
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 live = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    uint32_t m = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, x + j), t, _CMP_GE_OQ);
+    if (count + __builtin_popcount(m) > cap) return -1;
+    for (; m; m &= m - 1) out[count++] = static_cast<uint32_t>(j + __builtin_ctz(m));
+  }
+  return count;
+}
+#endif
+
+CollectAboveFn pick_collect_above() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return collect_above_avx512;
+#endif
+  return collect_above_scalar;
+}
+const CollectAboveFn collect_above = pick_collect_above();
+
+// Whether f flagged groups are rescanned group by group (else one linear pass).
+inline bool rescan_groups(int64_t f, int64_t n) { return f <= (n <= kRescanMaxRow ? 4 : 1); }
+
 int64_t group_candidates_scalar(const float* x, int64_t n, const float* top1, const int32_t* block, const float* top2,
                                 int64_t k, uint32_t* out, int64_t cap, float* t_out) {
   float pool[kGroups];
   std::copy(top1, top1 + kGroups, pool);
   std::nth_element(pool, pool + (k - 1), pool + kGroups, std::greater<float>());
   const float t = *t_out = pool[k - 1];
+  if (!rescan_groups(std::count_if(top2, top2 + kGroups, [t](float v) { return v >= t; }), n)) return -2;
   int64_t count = 0;
   for (int64_t g = 0; g < kGroups && count >= 0; ++g) {
     if (top2[g] >= t) {
@@ -352,6 +410,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
     count += __builtin_popcount(in);
     flagged |= uint64_t{second} << (16 * q);
   }
+  if (!rescan_groups(__builtin_popcountll(flagged), n)) return -2;
   for (; flagged && count >= 0; flagged &= flagged - 1) {
     count = scan_group(x, n, __builtin_ctzll(flagged), t, out, count, cap);
   }
@@ -366,6 +425,14 @@ GroupCandidatesFn pick_group_candidates() {
   return group_candidates_scalar;
 }
 const GroupCandidatesFn group_candidates = pick_group_candidates();
+
+constexpr int64_t kPrefetchBytes = 16384;
+
+inline void prefetch_row(const float* x, int64_t n) {
+#if defined(__GNUC__)
+  for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(x + j, 0, 2);
+#endif
+}
 
 // Top-k of x[0, n) as rank_keys sorted descending.
 //   prefiltered (k <= 64, NaN-free rows of >= 64): a bound from per-group top-2 values, then
@@ -385,8 +452,9 @@ class TopKSelector {
   }
   // keys_ may grow to the row length on the select-over-all path.
 
-  void run(const float* x, int64_t n, uint64_t* out) {
-    if (n >= kGroups && prefiltered(x, n, out)) return;
+  // next: a row to fetch into cache while this one's candidates are ranked (or nullptr).
+  void run(const float* x, int64_t n, uint64_t* out, const float* next = nullptr) {
+    if (n >= kGroups && prefiltered(x, n, out, next)) return;
     keys_.clear();
     if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
       for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
@@ -438,15 +506,19 @@ class TopKSelector {
   // >= t are exactly the group maxima >= t (a handful, indices known): no second pass. Else
   // (a group may hold two of the top k; ~15 % of rows at k = 5) one more pass over the row,
   // now in L1, collects every element >= t.
-  bool prefiltered(const float* x, int64_t n, uint64_t* out) {
-    if (k_ > kGroups) return false;
+  bool prefiltered(const float* x, int64_t n, uint64_t* out, const float* next) {
+    // k > 16 only on rows that fit L1 (on longer rows the general path measured faster)
+    if (k_ > kGroups || (k_ > kSmallK && n > kRescanMaxRow)) return false;
     float top1[kGroups], top2[kGroups];
     int32_t block[kGroups];
     if (group_scan(x, n, top1, block, top2)) return false;  // NaN present: the general path
+    if (next != nullptr) prefetch_row(next, n);
     candidates_.resize(max_candidates_);
     float t;
-    const int64_t count = group_candidates(x, n, top1, block, top2, k_, candidates_.data(), max_candidates_, &t);
-    if (count < k_ || !std::isfinite(t)) return false;  // ties past the cap, or +-inf: the general path
+    int64_t count = group_candidates(x, n, top1, block, top2, k_, candidates_.data(), max_candidates_, &t);
+    if (!std::isfinite(t)) return false;  // +-inf among the top: the general path
+    if (count == -2) count = collect_above(x, n, t, candidates_.data(), max_candidates_);
+    if (count < k_) return false;  // ties past the cap: the general path
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
     if (count <= 32) {  // the usual case: insertion-sort a handful of keys
@@ -492,6 +564,9 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
   const scalar_t* base = logits.const_data_ptr<scalar_t>();
   const bool direct = std::is_same<scalar_t, float>::value && cs == 1 && subset == nullptr;
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(c, 1));
+  // Short rows: fetch row i + 1 into L2 while row i's top-k is finished (that work does not
+  // read memory), so the next read is not waiting on L3/DRAM.
+  const bool prefetch_next = direct && c * 4 <= kPrefetchBytes;
 
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> buffer(direct ? 0 : c);
@@ -513,7 +588,7 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
         x = buffer.data();
       }
 
-      selector.run(x, c, keys.data());
+      selector.run(x, c, keys.data(), prefetch_next && i + 1 < end ? x + rs : nullptr);
       float* tl = topk_logits + i * k;
       int64_t* ti = topk_indices + i * k;
       for (int64_t j = 0; j < k; ++j) {
