@@ -500,24 +500,37 @@ class TopKSelector {
     threshold_ = key_to_float(key);
   }
 
-  // The fast path for small k on long NaN-free rows: group_scan reads the row once; t, the
-  // k-th largest group maximum, is a lower bound of the row's k-th largest value (the group
-  // maxima are k distinct elements). When every group's second value is < t, the elements
-  // >= t are exactly the group maxima >= t (a handful, indices known): no second pass. Else
-  // (a group may hold two of the top k; ~15 % of rows at k = 5) one more pass over the row,
-  // now in L1, collects every element >= t.
+  // The fast path on NaN-free rows of >= 64 (k <= 16; k <= 128 on rows that fit L1, beyond
+  // which the general path measured faster): group_scan reads the row once.
+  //   k <= 64: t, the k-th largest group maximum, is a lower bound of the row's k-th largest
+  //     value (the group maxima are k distinct elements). When every group's second value is
+  //     < t, the elements >= t are exactly the group maxima >= t (a handful, indices known): no
+  //     second pass. Else (a group may hold two of the top k; ~15 % of rows at k = 5) the
+  //     flagged groups, or the whole row (now in L1), are rescanned for elements >= t.
+  //   larger k (or k > 16 when that finds too many): t = the k-th largest of all 128 group
+  //     top-2 values, also a lower bound; one pass over the row (in L1) collects the elements
+  //     >= t, typically 1.5-2.5 k of them.
   bool prefiltered(const float* x, int64_t n, uint64_t* out, const float* next) {
-    // k > 16 only on rows that fit L1 (on longer rows the general path measured faster)
-    if (k_ > kGroups || (k_ > kSmallK && n > kRescanMaxRow)) return false;
-    float top1[kGroups], top2[kGroups];
+    if (k_ > 2 * kGroups || (k_ > kSmallK && n > kRescanMaxRow)) return false;
+    float top[2 * kGroups];
+    float* top1 = top;
+    float* top2 = top + kGroups;
     int32_t block[kGroups];
     if (group_scan(x, n, top1, block, top2)) return false;  // NaN present: the general path
     if (next != nullptr) prefetch_row(next, n);
     candidates_.resize(max_candidates_);
-    float t;
-    int64_t count = group_candidates(x, n, top1, block, top2, k_, candidates_.data(), max_candidates_, &t);
+    float t = std::numeric_limits<float>::quiet_NaN();
+    int64_t count = -1;
+    if (k_ <= kGroups) {
+      count = group_candidates(x, n, top1, block, top2, k_, candidates_.data(), max_candidates_, &t);
+      if (count == -2) count = collect_above(x, n, t, candidates_.data(), max_candidates_);
+    }
+    if (count < k_ && k_ > kSmallK) {
+      std::nth_element(top, top + (k_ - 1), top + 2 * kGroups, std::greater<float>());
+      t = top[k_ - 1];
+      count = collect_above(x, n, t, candidates_.data(), max_candidates_);
+    }
     if (!std::isfinite(t)) return false;  // +-inf among the top: the general path
-    if (count == -2) count = collect_above(x, n, t, candidates_.data(), max_candidates_);
     if (count < k_) return false;  // ties past the cap: the general path
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
