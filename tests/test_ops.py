@@ -243,7 +243,7 @@ def _group_stress_rows(c: int, k: int, g: torch.Generator) -> torch.Tensor:
 
 
 @needs_ext
-@pytest.mark.parametrize("c", [64, 65, 100, 127, 128, 1000, 4097])
+@pytest.mark.parametrize("c", [10, 16, 17, 40, 64, 65, 100, 127, 128, 129, 1000, 4097])
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 16, 17, 64, 65, 100, 128])
 def test_group_prefilter_edge_cases(c, k):
     if k > c:

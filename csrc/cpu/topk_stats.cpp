@@ -1,10 +1,12 @@
 // CPU kernel of mlmetrics::topk_stats: one pass per row, parallel over rows.
 //
 // Per row (the row is read from memory once; later passes hit the cache):
-//   1. top-k: elements are filtered 64 at a time (AVX-512/AVX2 compares) against the weakest
-//      kept value; only candidates pay for an insert (see TopKSelector). Rows are scanned
-//      in increasing class index, so an element equal to the threshold can never displace it
-//      (ties: lower index).
+//   1. top-k (TopKSelector): NaN-free rows of >= 64 and small k: one read tracks, for 64
+//      interleaved groups, the maximum, its first index and the second value (group_scan);
+//      those bound the row's k-th value, and usually the top-k are exactly the largest group
+//      maxima, so the row is not read again (else only the few flagged groups are). Other
+//      rows: a scan filtered 64 at a time against the weakest kept value. Candidates are
+//      ranked by rank_key (ties: lower index).
 //   2. target rank: count of elements ranked before the target (vectorisable compares).
 //   3. softmax statistics (only with_softmax and a finite row): m = top-1 logit (no separate
 //      max pass), s = sum e^(x-m), u = sum e^(x-m)(x-m), q = sum e^(2(x-m)), with a
@@ -78,31 +80,35 @@ struct SoftmaxSums {
 // blocks are added in double.
 MLM_CLONES SoftmaxSums softmax_sums(const float* __restrict x, int64_t n, float m) {
   SoftmaxSums out;
-  int64_t j = 0;
-  for (; j + kLanes <= n;) {
+  float tail[kLanes];
+  for (int64_t j = 0; j < n;) {
     float s[kLanes] = {}, u[kLanes] = {}, q[kLanes] = {};
-    const int64_t block_end = std::min(n, j + kBlock) - kLanes;
-    for (; j <= block_end; j += kLanes) {
+    const int64_t block_end = std::min(n, j + kBlock);
+    for (; j < block_end; j += kLanes) {
+      const float* xs = x + j;
+      if (block_end - j < kLanes) {  // the row's last, partial vector: pad with -inf (adds 0)
+        std::fill(tail, tail + kLanes, -std::numeric_limits<float>::infinity());
+        std::copy(x + j, x + block_end, tail);
+        xs = tail;
+      }
       for (int64_t l = 0; l < kLanes; ++l) {
-        const float d = std::max(x[j + l] - m, -87.0f);  // -inf entries: e = 0 and e*d = 0
-        const float e = exp_nonpositive(x[j + l] - m);
+        const float d = std::max(xs[l] - m, -87.0f);  // -inf entries: e = 0 and e*d = 0
+        const float e = exp_nonpositive(xs[l] - m);
         s[l] += e;
         u[l] += e * d;
         q[l] += e * e;
       }
     }
-    for (int64_t l = 0; l < kLanes; ++l) {
-      out.s += s[l];
-      out.u += u[l];
-      out.q += q[l];
+    for (int64_t w = kLanes / 2; w >= 1; w /= 2) {  // pairwise: short rows are common
+      for (int64_t l = 0; l < w; ++l) {
+        s[l] += s[l + w];
+        u[l] += u[l + w];
+        q[l] += q[l + w];
+      }
     }
-  }
-  for (; j < n; ++j) {
-    const float d = std::max(x[j] - m, -87.0f);
-    const float e = exp_nonpositive(x[j] - m);
-    out.s += e;
-    out.u += e * d;
-    out.q += e * e;
+    out.s += s[0];
+    out.u += u[0];
+    out.q += q[0];
   }
   return out;
 }
@@ -434,10 +440,81 @@ inline void prefetch_row(const float* x, int64_t n) {
 #endif
 }
 
+constexpr int64_t kShortRow = 128;
+
+// Top-k of a short row (n <= kShortRow) as rank_keys sorted descending, written to out;
+// false when the row holds a NaN (the caller takes the general path).
+using ShortRowTopKFn = bool (*)(const float*, int64_t, int64_t, uint64_t*);
+
+// Sorts keys[0, m) (distinct: the index is part of a rank_key) descending by counting, for
+// each key, the keys above it: no data-dependent branches; writes the first k to out.
+inline void rank_by_counting(const uint64_t* keys, int64_t m, int64_t k, uint64_t* out) {
+  uint64_t sorted[kShortRow];
+  for (int64_t i = 0; i < m; ++i) {
+    int64_t rank = 0;
+    for (int64_t j = 0; j < m; ++j) rank += keys[j] > keys[i];
+    sorted[rank] = keys[i];
+  }
+  std::copy(sorted, sorted + k, out);
+}
+
+MLM_CLONES bool short_row_topk_scalar(const float* x, int64_t n, int64_t k, uint64_t* out) {
+  uint64_t keys[kShortRow];
+  for (int64_t j = 0; j < n; ++j) keys[j] = rank_key(x[j], static_cast<uint32_t>(j));
+  rank_by_counting(keys, n, k, out);
+  return true;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// k <= 16: t = the k-th largest of the 16 lane maxima bounds the row's k-th value from below;
+// only the elements >= t (about k) are keyed and ranked.
+__attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float* x, int64_t n, int64_t k,
+                                                                      uint64_t* out) {
+  if (k > 16 || n <= 16) return short_row_topk_scalar(x, n, k, out);
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 v[kShortRow / 16];
+  __m512 lm = ninf;
+  __mmask16 nan = 0;
+  const int64_t nv = (n + 15) / 16;
+  for (int64_t q = 0; q < nv; ++q) {
+    const int64_t left = n - 16 * q;
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    v[q] = _mm512_mask_loadu_ps(ninf, live, x + 16 * q);
+    nan |= _mm512_cmp_ps_mask(v[q], v[q], _CMP_UNORD_Q);
+    lm = _mm512_max_ps(lm, v[q]);
+  }
+  if (nan) return false;
+  const __m512 t = _mm512_set1_ps(kth_largest16(lm, k));
+  alignas(64) int32_t idx[kShortRow + 16];
+  int64_t m = 0;
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t q = 0; q < nv; ++q) {
+    const int64_t left = n - 16 * q;
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    const __mmask16 in = _mm512_mask_cmp_ps_mask(live, v[q], t, _CMP_GE_OQ);
+    _mm512_storeu_si512(idx + m, _mm512_maskz_compress_epi32(in, _mm512_add_epi32(iota, _mm512_set1_epi32(16 * q))));
+    m += __builtin_popcount(in);
+  }
+  if (m < k) return false;  // cannot happen (k lane maxima are >= t); never rank too few
+  uint64_t keys[kShortRow];
+  for (int64_t i = 0; i < m; ++i) keys[i] = rank_key(x[idx[i]], static_cast<uint32_t>(idx[i]));
+  rank_by_counting(keys, m, k, out);
+  return true;
+}
+#endif
+
+ShortRowTopKFn pick_short_row_topk() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return short_row_topk_avx512;
+#endif
+  return short_row_topk_scalar;
+}
+const ShortRowTopKFn short_row_topk = pick_short_row_topk();
+
 // Top-k of x[0, n) as rank_keys sorted descending.
-//   prefiltered (k <= 64, NaN-free rows of >= 64): a bound from per-group top-2 values, then
-//     the few elements above it; see below.
-//   k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
+//   prefiltered (NaN-free rows of >= 64; k <= 16, or k <= 128 on rows that fit L1): a bound
+//     from per-group top-2 values, then the few elements above it; see below.
+//   otherwise, k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
 //     threshold is always exact (few candidates pass the filter).
 //   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
 //   larger k: candidates are appended to a buffer of capacity 2k; a full buffer is cut back
@@ -454,7 +531,8 @@ class TopKSelector {
 
   // next: a row to fetch into cache while this one's candidates are ranked (or nullptr).
   void run(const float* x, int64_t n, uint64_t* out, const float* next = nullptr) {
-    if (n >= kGroups && prefiltered(x, n, out, next)) return;
+    if (n <= kShortRow && short_row_topk(x, n, k_, out)) return;  // C = 10 ... 128
+    if (n > kShortRow && prefiltered(x, n, out, next)) return;
     keys_.clear();
     if (k_ > kSmallK && 16 * k_ >= n) {  // k is a sizeable part of the row: select over all keys
       for (int64_t j = 0; j < n; ++j) keys_.push_back(rank_key(x[j], static_cast<uint32_t>(j)));
