@@ -78,7 +78,7 @@ struct SoftmaxSums {
 // Sums over x[0, n) of e, e*d, e*e with d = x - m, e = e^d (m = row max, finite).
 // kLanes independent float accumulators per block (vectorises without -ffast-math);
 // blocks are added in double.
-MLM_CLONES SoftmaxSums softmax_sums(const float* __restrict x, int64_t n, float m) {
+MLM_CLONES SoftmaxSums softmax_sums_generic(const float* __restrict x, int64_t n, float m, const float*) {
   SoftmaxSums out;
   float tail[kLanes];
   for (int64_t j = 0; j < n;) {
@@ -112,6 +112,70 @@ MLM_CLONES SoftmaxSums softmax_sums(const float* __restrict x, int64_t n, float 
   }
   return out;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// softmax_sums with AVX-512: the same range reduction and polynomial as exp_nonpositive, 2^n by
+// scalef; the row's last partial vector is loaded with -inf (adds 0). Two accumulator sets
+// per block hide the add latency.
+__attribute__((target("avx512f"), always_inline)) inline void softmax_lanes(__m512 v, __m512 mv, __m512& s, __m512& u,
+                                                                           __m512& q) {
+  const __m512 lo = _mm512_set1_ps(-87.0f);
+  const __m512 raw = _mm512_sub_ps(v, mv);
+  const __mmask16 live = _mm512_cmp_ps_mask(raw, lo, _CMP_GE_OQ);  // d < -87 (and -inf): e = 0
+  const __m512 d = _mm512_max_ps(raw, lo);
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(d, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), d);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 e = _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, k));
+  s = _mm512_add_ps(s, e);
+  u = _mm512_fmadd_ps(e, d, u);
+  q = _mm512_fmadd_ps(e, e, q);
+}
+
+// next (or nullptr): a row of >= n floats to prefetch, a line per 16 elements summed.
+__attribute__((target("avx512f"))) SoftmaxSums softmax_sums_avx512(const float* x, int64_t n, float m,
+                                                                   const float* next) {
+  const __m512 mv = _mm512_set1_ps(m), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  SoftmaxSums out;
+  for (int64_t j = 0; j < n;) {
+    __m512 s0 = _mm512_setzero_ps(), u0 = s0, q0 = s0, s1 = s0, u1 = s0, q1 = s0;
+    const int64_t block_end = std::min(n, j + kBlock);
+    for (; j + 32 <= block_end; j += 32) {
+      if (next != nullptr) {
+        _mm_prefetch(reinterpret_cast<const char*>(next + j), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(next + j + 16), _MM_HINT_T1);
+      }
+      softmax_lanes(_mm512_loadu_ps(x + j), mv, s0, u0, q0);
+      softmax_lanes(_mm512_loadu_ps(x + j + 16), mv, s1, u1, q1);
+    }
+    for (; j < block_end; j += 16) {
+      const int64_t left = block_end - j;
+      const __mmask16 in = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      softmax_lanes(_mm512_mask_loadu_ps(ninf, in, x + j), mv, s0, u0, q0);
+    }
+    out.s += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    out.u += _mm512_reduce_add_ps(_mm512_add_ps(u0, u1));
+    out.q += _mm512_reduce_add_ps(_mm512_add_ps(q0, q1));
+  }
+  return out;
+}
+#endif
+
+using SoftmaxSumsFn = SoftmaxSums (*)(const float*, int64_t, float, const float*);
+SoftmaxSumsFn pick_softmax_sums() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return softmax_sums_avx512;
+#endif
+  return softmax_sums_generic;
+}
+const SoftmaxSumsFn softmax_sums = pick_softmax_sums();
 
 // Number of elements ranked before position t (value tv) in x[0, n).
 MLM_CLONES int64_t rank_of(const float* __restrict x, int64_t n, int64_t t) {
@@ -458,6 +522,34 @@ inline void rank_by_counting(const uint64_t* keys, int64_t m, int64_t k, uint64_
   std::copy(sorted, sorted + k, out);
 }
 
+// rank_by_counting for m <= 16 keys with AVX-512: two vectors of keys (zero-padded: 0 is below
+// every rank_key), each key's rank from two unsigned compares.
+using RankFewFn = void (*)(const uint64_t*, int64_t, int64_t, uint64_t*);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,popcnt"))) void rank_few_avx512(const uint64_t* keys, int64_t m, int64_t k,
+                                                                uint64_t* out) {
+  const __m512i lo = _mm512_maskz_loadu_epi64(__mmask8(m >= 8 ? 0xFF : (1u << m) - 1), keys);
+  const __m512i hi = _mm512_maskz_loadu_epi64(__mmask8(m >= 16 ? 0xFF : m > 8 ? (1u << (m - 8)) - 1 : 0), keys + 8);
+  uint64_t sorted[16];
+  for (int64_t i = 0; i < m; ++i) {
+    const __m512i key = _mm512_set1_epi64(static_cast<long long>(keys[i]));
+    const int rank = __builtin_popcount(_mm512_cmpgt_epu64_mask(lo, key)) +
+                     __builtin_popcount(_mm512_cmpgt_epu64_mask(hi, key));
+    sorted[rank] = keys[i];
+  }
+  std::copy(sorted, sorted + k, out);
+}
+#endif
+
+RankFewFn pick_rank_few() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return rank_few_avx512;
+#endif
+  return rank_by_counting;
+}
+const RankFewFn rank_few = pick_rank_few();
+
 MLM_CLONES bool short_row_topk_scalar(const float* x, int64_t n, int64_t k, uint64_t* out) {
   uint64_t keys[kShortRow];
   for (int64_t j = 0; j < n; ++j) keys[j] = rank_key(x[j], static_cast<uint32_t>(j));
@@ -498,7 +590,11 @@ __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float
   if (m < k) return false;  // cannot happen (k lane maxima are >= t); never rank too few
   uint64_t keys[kShortRow];
   for (int64_t i = 0; i < m; ++i) keys[i] = rank_key(x[idx[i]], static_cast<uint32_t>(idx[i]));
-  rank_by_counting(keys, m, k, out);
+  if (m <= 16) {
+    rank_few_avx512(keys, m, k, out);
+  } else {
+    rank_by_counting(keys, m, k, out);
+  }
   return true;
 }
 #endif
@@ -612,14 +708,8 @@ class TopKSelector {
     if (count < k_) return false;  // ties past the cap: the general path
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
-    if (count <= 32) {  // the usual case: insertion-sort a handful of keys
-      for (int64_t i = 1; i < count; ++i) {
-        const uint64_t key = keys_[i];
-        int64_t p = i;
-        for (; p > 0 && keys_[p - 1] < key; --p) keys_[p] = keys_[p - 1];
-        keys_[p] = key;
-      }
-      std::copy(keys_.begin(), keys_.begin() + k_, out);
+    if (count <= 16) {  // the usual case: a handful of keys, ranked without branches
+      rank_few(keys_.data(), count, k_, out);
     } else {
       select_keys(out);
     }
@@ -679,7 +769,10 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
         x = buffer.data();
       }
 
-      selector.run(x, c, keys.data(), prefetch_next && i + 1 < end ? x + rs : nullptr);
+      // the next row is fetched while this one is finished: during the softmax pass if there
+      // is one (spread over it), else while the top-k candidates are ranked
+      const float* next = prefetch_next && i + 1 < end ? x + rs : nullptr;
+      selector.run(x, c, keys.data(), with_softmax ? nullptr : next);
       float* tl = topk_logits + i * k;
       int64_t* ti = topk_indices + i * k;
       for (int64_t j = 0; j < k; ++j) {
@@ -695,7 +788,7 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
       st[kStatNonFinite] = nonfinite ? 1.f : 0.f;
       st[kStatLogSumExp] = st[kStatEntropy] = st[kStatSumP2] = nan;
       if (with_softmax && !nonfinite) {
-        const SoftmaxSums sums = softmax_sums(x, c, top);
+        const SoftmaxSums sums = softmax_sums(x, c, top, next);
         const double log_s = std::log(sums.s);
         st[kStatLogSumExp] = static_cast<float>(top + log_s);
         st[kStatEntropy] = static_cast<float>(log_s - sums.u / sums.s);
