@@ -23,6 +23,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -37,6 +39,32 @@
 
 namespace mlmetrics {
 namespace {
+
+// Instruction sets the hand-written kernels below may use: the CPU's, capped by the
+// environment variable MLMETRICS_CPU_ISA=avx512|avx2|scalar read at load (so the tests can run
+// every fallback on one machine). Every path gives the same answers.
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+Isa detect_isa() {
+  Isa isa = Isa::kScalar;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt")) {
+    isa = Isa::kAvx512;
+  } else if (__builtin_cpu_supports("avx2")) {
+    isa = Isa::kAvx2;
+  }
+#endif
+  if (const char* cap = std::getenv("MLMETRICS_CPU_ISA")) {
+    const Isa limit = std::strcmp(cap, "scalar") == 0 ? Isa::kScalar
+                      : std::strcmp(cap, "avx2") == 0 ? Isa::kAvx2
+                                                      : Isa::kAvx512;
+    if (static_cast<int>(limit) < static_cast<int>(isa)) isa = limit;
+  }
+  return isa;
+}
+const Isa kIsa = detect_isa();
+inline bool use_avx512() { return kIsa == Isa::kAvx512; }
+inline bool use_avx2() { return static_cast<int>(kIsa) >= static_cast<int>(Isa::kAvx2); }
 
 constexpr int64_t kBlock = 1024;  // float-accumulated block of the softmax sums
 constexpr int64_t kLanes = 16;    // independent accumulators of the softmax sums
@@ -171,7 +199,7 @@ __attribute__((target("avx512f"))) SoftmaxSums softmax_sums_avx512(const float* 
 using SoftmaxSumsFn = SoftmaxSums (*)(const float*, int64_t, float, const float*);
 SoftmaxSumsFn pick_softmax_sums() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return softmax_sums_avx512;
+  if (use_avx512()) return softmax_sums_avx512;
 #endif
   return softmax_sums_generic;
 }
@@ -236,8 +264,8 @@ __attribute__((target("avx2"))) int64_t next_candidate_avx2(const float* x, int6
 
 NextCandidateFn pick_next_candidate() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return next_candidate_avx512;
-  if (__builtin_cpu_supports("avx2")) return next_candidate_avx2;
+  if (use_avx512()) return next_candidate_avx512;
+  if (use_avx2()) return next_candidate_avx2;
 #endif
   return next_candidate_scalar;
 }
@@ -251,22 +279,39 @@ const NextCandidateFn next_candidate = pick_next_candidate();
 constexpr int64_t kGroups = 64;
 using GroupScanFn = bool (*)(const float*, int64_t, float*, int32_t*, float*);
 
-bool group_scan_scalar(const float* x, int64_t n, float* top1, int32_t* block, float* top2) {
-  bool nan = false;
-  std::fill(top1, top1 + kGroups, -std::numeric_limits<float>::infinity());
-  std::fill(top2, top2 + kGroups, -std::numeric_limits<float>::infinity());
-  std::fill(block, block + kGroups, 0);
-  for (int64_t j = 0; j < n; ++j) {
-    const float v = x[j];
-    const int64_t g = j % kGroups;
-    nan |= v != v;
-    top2[g] = std::max(top2[g], std::min(top1[g], v));
-    if (v > top1[g]) {
-      top1[g] = v;
-      block[g] = static_cast<int32_t>(j / kGroups);
+// Written so the compiler vectorises it (AVX2 and others): per block of 64, one pass over the
+// 64 groups with selects in the form of MAXPS/MINPS.
+MLM_CLONES bool group_scan_scalar(const float* __restrict x, int64_t n, float* __restrict top1,
+                                  int32_t* __restrict block, float* __restrict top2) {
+  float a[kGroups], b[kGroups];
+  int32_t ia[kGroups];
+  int32_t nan = 0;
+  for (int64_t g = 0; g < kGroups; ++g) {
+    a[g] = b[g] = -std::numeric_limits<float>::infinity();
+    ia[g] = 0;
+  }
+  for (int64_t j = 0; j < n; j += kGroups) {
+    const int32_t blk = static_cast<int32_t>(j / kGroups);
+    const float* xs = x + j;
+    float tail[kGroups];
+    if (n - j < kGroups) {  // the last, partial block: pad with -inf (changes nothing)
+      for (int64_t g = 0; g < kGroups; ++g) tail[g] = j + g < n ? x[j + g] : -std::numeric_limits<float>::infinity();
+      xs = tail;
+    }
+    for (int64_t g = 0; g < kGroups; ++g) {
+      const float v = xs[g];
+      nan |= v != v;
+      const float low = v < a[g] ? v : a[g];
+      b[g] = b[g] > low ? b[g] : low;
+      const bool gt = v > a[g];
+      a[g] = gt ? v : a[g];
+      ia[g] = gt ? blk : ia[g];
     }
   }
-  return nan;
+  std::copy(a, a + kGroups, top1);
+  std::copy(b, b + kGroups, top2);
+  std::copy(ia, ia + kGroups, block);
+  return nan != 0;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -314,7 +359,7 @@ __attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_
 
 GroupScanFn pick_group_scan() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return group_scan_avx512;
+  if (use_avx512()) return group_scan_avx512;
 #endif
   return group_scan_scalar;
 }
@@ -389,7 +434,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t collect_above_avx512(const flo
 
 CollectAboveFn pick_collect_above() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return collect_above_avx512;
+  if (use_avx512()) return collect_above_avx512;
 #endif
   return collect_above_scalar;
 }
@@ -398,21 +443,75 @@ const CollectAboveFn collect_above = pick_collect_above();
 // Whether f flagged groups are rescanned group by group (else one linear pass).
 inline bool rescan_groups(int64_t f, int64_t n) { return f <= (n <= kRescanMaxRow ? 4 : 1); }
 
+// The smallest of v[0, m) with fewer than k values strictly above it (the k-th largest),
+// by counting: no branches, vectorised by the compiler. For small m.
+inline float kth_by_counting(const float* v, int64_t m, int64_t k) {
+  float t = std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < m; ++i) {
+    int32_t above = 0;
+    for (int64_t j = 0; j < m; ++j) above += v[j] > v[i];
+    t = (above < k && v[i] < t) ? v[i] : t;
+  }
+  return t;
+}
+
+// kth_by_counting over exactly 16 values (fixed trip counts, the loop order the compiler
+// vectorises: one broadcast compare per j).
+inline float kth_of_16(const float* v, int64_t k) {
+  int32_t above[16] = {};
+  for (int64_t j = 0; j < 16; ++j) {
+    const float vj = v[j];
+    for (int64_t i = 0; i < 16; ++i) above[i] += vj > v[i] ? 1 : 0;
+  }
+  float t = std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < 16; ++i) t = (above[i] < k && v[i] < t) ? v[i] : t;
+  return t;
+}
+
+// The k-th largest of the kGroups group maxima, k <= 16: floor = the k-th largest of the 16
+// maxima of 4 groups each (k group maxima are >= it); if at most 16 group maxima are >= floor,
+// their k-th largest, else floor (a weaker lower bound of the row's k-th value, still valid).
+MLM_CLONES float kth_group_max(const float* top1, int64_t k) {
+  float lm[16], pool[kGroups + 16];
+  for (int64_t l = 0; l < 16; ++l) {
+    const float a = top1[l] > top1[l + 16] ? top1[l] : top1[l + 16];
+    const float b = top1[l + 32] > top1[l + 48] ? top1[l + 32] : top1[l + 48];
+    lm[l] = a > b ? a : b;
+  }
+  const float floor = kth_of_16(lm, k);
+  int64_t m = 0;
+  for (int64_t g = 0; g < kGroups; ++g) {
+    pool[m] = top1[g];
+    m += top1[g] >= floor;
+  }
+  if (m > 16) return floor;
+  for (int64_t i = m; i < 16; ++i) pool[i] = -std::numeric_limits<float>::infinity();
+  return kth_of_16(pool, k);
+}
+
 int64_t group_candidates_scalar(const float* x, int64_t n, const float* top1, const int32_t* block, const float* top2,
                                 int64_t k, uint32_t* out, int64_t cap, float* t_out) {
-  float pool[kGroups];
-  std::copy(top1, top1 + kGroups, pool);
-  std::nth_element(pool, pool + (k - 1), pool + kGroups, std::greater<float>());
-  const float t = *t_out = pool[k - 1];
-  if (!rescan_groups(std::count_if(top2, top2 + kGroups, [t](float v) { return v >= t; }), n)) return -2;
+  float t;
+  if (k <= 16) {
+    t = kth_group_max(top1, k);
+  } else {
+    float pool[kGroups];
+    std::copy(top1, top1 + kGroups, pool);
+    std::nth_element(pool, pool + (k - 1), pool + kGroups, std::greater<float>());
+    t = pool[k - 1];
+  }
+  *t_out = t;
+  int64_t flagged = 0;
+  for (int64_t g = 0; g < kGroups; ++g) flagged += top2[g] >= t;
+  if (!rescan_groups(flagged, n)) return -2;
+  if (cap < kGroups) return -1;
   int64_t count = 0;
-  for (int64_t g = 0; g < kGroups && count >= 0; ++g) {
-    if (top2[g] >= t) {
-      count = scan_group(x, n, g, t, out, count, cap);
-    } else if (top1[g] >= t) {
-      if (count == cap) return -1;
-      out[count++] = static_cast<uint32_t>(block[g] * kGroups + g);
-    }
+  for (int64_t g = 0; g < kGroups; ++g) {  // unflagged groups: their maximum, if >= t
+    out[count] = static_cast<uint32_t>(block[g] * kGroups + g);
+    count += (top1[g] >= t) & (top2[g] < t);
+  }
+  for (int64_t g = 0; g < kGroups && flagged > 0 && count >= 0; ++g) {
+    if (top2[g] >= t) count = scan_group(x, n, g, t, out, count, cap);
   }
   return count;
 }
@@ -490,7 +589,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
 
 GroupCandidatesFn pick_group_candidates() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return group_candidates_avx512;
+  if (use_avx512()) return group_candidates_avx512;
 #endif
   return group_candidates_scalar;
 }
@@ -512,7 +611,7 @@ using ShortRowTopKFn = bool (*)(const float*, int64_t, int64_t, uint64_t*);
 
 // Sorts keys[0, m) (distinct: the index is part of a rank_key) descending by counting, for
 // each key, the keys above it: no data-dependent branches; writes the first k to out.
-inline void rank_by_counting(const uint64_t* keys, int64_t m, int64_t k, uint64_t* out) {
+MLM_CLONES void rank_by_counting(const uint64_t* keys, int64_t m, int64_t k, uint64_t* out) {
   uint64_t sorted[kShortRow];
   for (int64_t i = 0; i < m; ++i) {
     int64_t rank = 0;
@@ -544,16 +643,35 @@ __attribute__((target("avx512f,popcnt"))) void rank_few_avx512(const uint64_t* k
 
 RankFewFn pick_rank_few() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return rank_few_avx512;
+  if (use_avx512()) return rank_few_avx512;
 #endif
   return rank_by_counting;
 }
 const RankFewFn rank_few = pick_rank_few();
 
+// Rows of <= 16 (or k > 16): every key ranked by counting. Longer rows: the k-th largest of
+// 16 lane maxima bounds the k-th value from below; only the elements >= it are ranked.
 MLM_CLONES bool short_row_topk_scalar(const float* x, int64_t n, int64_t k, uint64_t* out) {
   uint64_t keys[kShortRow];
-  for (int64_t j = 0; j < n; ++j) keys[j] = rank_key(x[j], static_cast<uint32_t>(j));
-  rank_by_counting(keys, n, k, out);
+  int32_t nan = 0;
+  for (int64_t j = 0; j < n; ++j) nan |= x[j] != x[j];
+  if (n <= 16 || k > 16 || nan) {
+    for (int64_t j = 0; j < n; ++j) keys[j] = rank_key(x[j], static_cast<uint32_t>(j));
+    rank_by_counting(keys, n, k, out);
+    return true;
+  }
+  float lm[16];
+  for (int64_t l = 0; l < 16; ++l) lm[l] = x[l];
+  for (int64_t j = 16; j < n; ++j) lm[j % 16] = x[j] > lm[j % 16] ? x[j] : lm[j % 16];
+  const float t = kth_of_16(lm, k);
+  uint32_t idx[kShortRow];
+  int64_t m = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    idx[m] = static_cast<uint32_t>(j);
+    m += x[j] >= t;
+  }
+  for (int64_t i = 0; i < m; ++i) keys[i] = rank_key(x[idx[i]], idx[i]);
+  rank_by_counting(keys, m, k, out);
   return true;
 }
 
@@ -601,7 +719,7 @@ __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float
 
 ShortRowTopKFn pick_short_row_topk() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return short_row_topk_avx512;
+  if (use_avx512()) return short_row_topk_avx512;
 #endif
   return short_row_topk_scalar;
 }
