@@ -66,6 +66,19 @@ const Isa kIsa = detect_isa();
 inline bool use_avx512() { return kIsa == Isa::kAvx512; }
 inline bool use_avx2() { return static_cast<int>(kIsa) >= static_cast<int>(Isa::kAvx2); }
 
+// The best of a kernel's versions for kIsa (nullptr: no such version).
+template <typename Fn>
+Fn pick(Fn avx512, Fn avx2, Fn fallback) {
+  if (avx512 != nullptr && use_avx512()) return avx512;
+  if (avx2 != nullptr && use_avx2()) return avx2;
+  return fallback;
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLM_X86(fn) fn
+#else
+#define MLM_X86(fn) nullptr
+#endif
+
 constexpr int64_t kBlock = 1024;  // float-accumulated block of the softmax sums
 constexpr int64_t kLanes = 16;    // independent accumulators of the softmax sums
 
@@ -197,13 +210,7 @@ __attribute__((target("avx512f"))) SoftmaxSums softmax_sums_avx512(const float* 
 #endif
 
 using SoftmaxSumsFn = SoftmaxSums (*)(const float*, int64_t, float, const float*);
-SoftmaxSumsFn pick_softmax_sums() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return softmax_sums_avx512;
-#endif
-  return softmax_sums_generic;
-}
-const SoftmaxSumsFn softmax_sums = pick_softmax_sums();
+const SoftmaxSumsFn softmax_sums = pick<SoftmaxSumsFn>(MLM_X86(softmax_sums_avx512), nullptr, softmax_sums_generic);
 
 // Number of elements ranked before position t (value tv) in x[0, n).
 MLM_CLONES int64_t rank_of(const float* __restrict x, int64_t n, int64_t t) {
@@ -262,14 +269,8 @@ __attribute__((target("avx2"))) int64_t next_candidate_avx2(const float* x, int6
 }
 #endif
 
-NextCandidateFn pick_next_candidate() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return next_candidate_avx512;
-  if (use_avx2()) return next_candidate_avx2;
-#endif
-  return next_candidate_scalar;
-}
-const NextCandidateFn next_candidate = pick_next_candidate();
+const NextCandidateFn next_candidate =
+    pick<NextCandidateFn>(MLM_X86(next_candidate_avx512), MLM_X86(next_candidate_avx2), next_candidate_scalar);
 
 // One read of the row x[0, n) split into kGroups (64) interleaved groups (group g holds
 // x[g], x[g + 64], x[g + 128], ...): for each group its largest value top1[g], the block
@@ -357,13 +358,7 @@ __attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_
 }
 #endif
 
-GroupScanFn pick_group_scan() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return group_scan_avx512;
-#endif
-  return group_scan_scalar;
-}
-const GroupScanFn group_scan = pick_group_scan();
+const GroupScanFn group_scan = pick<GroupScanFn>(MLM_X86(group_scan_avx512), nullptr, group_scan_scalar);
 
 // From group_scan's output over x[0, n): t = the k-th largest group maximum (1 <= k <=
 // kGroups), a lower bound of the row's k-th largest value (the group maxima are distinct
@@ -432,13 +427,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t collect_above_avx512(const flo
 }
 #endif
 
-CollectAboveFn pick_collect_above() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return collect_above_avx512;
-#endif
-  return collect_above_scalar;
-}
-const CollectAboveFn collect_above = pick_collect_above();
+const CollectAboveFn collect_above = pick<CollectAboveFn>(MLM_X86(collect_above_avx512), nullptr, collect_above_scalar);
 
 // Whether f flagged groups are rescanned group by group (else one linear pass).
 inline bool rescan_groups(int64_t f, int64_t n) { return f <= (n <= kRescanMaxRow ? 4 : 1); }
@@ -587,13 +576,8 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
 }
 #endif
 
-GroupCandidatesFn pick_group_candidates() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return group_candidates_avx512;
-#endif
-  return group_candidates_scalar;
-}
-const GroupCandidatesFn group_candidates = pick_group_candidates();
+const GroupCandidatesFn group_candidates =
+    pick<GroupCandidatesFn>(MLM_X86(group_candidates_avx512), nullptr, group_candidates_scalar);
 
 constexpr int64_t kPrefetchBytes = 16384;
 
@@ -641,13 +625,7 @@ __attribute__((target("avx512f,popcnt"))) void rank_few_avx512(const uint64_t* k
 }
 #endif
 
-RankFewFn pick_rank_few() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return rank_few_avx512;
-#endif
-  return rank_by_counting;
-}
-const RankFewFn rank_few = pick_rank_few();
+const RankFewFn rank_few = pick<RankFewFn>(MLM_X86(rank_few_avx512), nullptr, rank_by_counting);
 
 // Rows of <= 16 (or k > 16): every key ranked by counting. Longer rows: the k-th largest of
 // 16 lane maxima bounds the k-th value from below; only the elements >= it are ranked.
@@ -717,13 +695,8 @@ __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float
 }
 #endif
 
-ShortRowTopKFn pick_short_row_topk() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (use_avx512()) return short_row_topk_avx512;
-#endif
-  return short_row_topk_scalar;
-}
-const ShortRowTopKFn short_row_topk = pick_short_row_topk();
+const ShortRowTopKFn short_row_topk =
+    pick<ShortRowTopKFn>(MLM_X86(short_row_topk_avx512), nullptr, short_row_topk_scalar);
 
 // Top-k of x[0, n) as rank_keys sorted descending.
 //   prefiltered (NaN-free rows of >= 64; k <= 16, or k <= 128 on rows that fit L1): a bound
