@@ -31,10 +31,12 @@
 
 #include "../topk_stats.h"
 
+#if !defined(MLM_CLONES)  // (a build may define it empty to compile one ISA only)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define MLM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define MLM_CLONES
+#endif
 #endif
 
 namespace mlmetrics {
@@ -358,7 +360,51 @@ __attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_
 }
 #endif
 
-const GroupScanFn group_scan = pick<GroupScanFn>(MLM_X86(group_scan_avx512), nullptr, group_scan_scalar);
+#if defined(__x86_64__) && defined(__GNUC__)
+// One vector of 8 groups (AVX2): as group_step.
+__attribute__((target("avx2"), always_inline)) inline void group_step_avx2(__m256 v, __m256i blk, __m256& a,
+                                                                          __m256i& ia, __m256& b) {
+  const __m256 gt = _mm256_cmp_ps(v, a, _CMP_GT_OQ);
+  b = _mm256_max_ps(b, _mm256_min_ps(a, v));
+  a = _mm256_blendv_ps(a, v, gt);
+  ia = _mm256_blendv_epi8(ia, blk, _mm256_castps_si256(gt));
+}
+
+__attribute__((target("avx2"))) bool group_scan_avx2(const float* x, int64_t n, float* top1, int32_t* block,
+                                                    float* top2) {
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 a[8], b[8];
+  __m256i ia[8];
+  for (int q = 0; q < 8; ++q) {
+    a[q] = b[q] = ninf;
+    ia[q] = _mm256_setzero_si256();
+  }
+  __m256 nan = _mm256_setzero_ps();
+  alignas(32) float tail[kGroups];
+  for (int64_t j = 0; j < n; j += kGroups) {
+    const float* xs = x + j;
+    if (n - j < kGroups) {  // the last, partial block: pad with -inf (changes nothing)
+      for (int64_t g = 0; g < kGroups; ++g) tail[g] = j + g < n ? x[j + g] : -std::numeric_limits<float>::infinity();
+      xs = tail;
+    }
+    const __m256i blk = _mm256_set1_epi32(static_cast<int32_t>(j / kGroups));
+    for (int q = 0; q < 8; ++q) {
+      const __m256 v = _mm256_loadu_ps(xs + 8 * q);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      group_step_avx2(v, blk, a[q], ia[q], b[q]);
+    }
+  }
+  for (int q = 0; q < 8; ++q) {
+    _mm256_storeu_ps(top1 + 8 * q, a[q]);
+    _mm256_storeu_ps(top2 + 8 * q, b[q]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(block + 8 * q), ia[q]);
+  }
+  return _mm256_movemask_ps(nan) != 0;
+}
+#endif
+
+const GroupScanFn group_scan =
+    pick<GroupScanFn>(MLM_X86(group_scan_avx512), MLM_X86(group_scan_avx2), group_scan_scalar);
 
 // From group_scan's output over x[0, n): t = the k-th largest group maximum (1 <= k <=
 // kGroups), a lower bound of the row's k-th largest value (the group maxima are distinct
@@ -576,8 +622,57 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// 64 group flags from 8 AVX2 compares of v[0, 64) against t (predicate P).
+template <int P>
+__attribute__((target("avx2"), always_inline)) inline uint64_t mask64_avx2(const float* v, __m256 t) {
+  uint64_t m = 0;
+  for (int q = 0; q < 8; ++q) {
+    m |= uint64_t(uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + 8 * q), t, P)))) << (8 * q);
+  }
+  return m;
+}
+
+// As group_candidates_avx512, with AVX2 compares and bit masks; k <= 16.
+__attribute__((target("avx2,popcnt"))) int64_t group_candidates_avx2(const float* x, int64_t n, const float* top1,
+                                                                      const int32_t* block, const float* top2,
+                                                                      int64_t k, uint32_t* out, int64_t cap,
+                                                                      float* t_out) {
+  if (k > 16 || cap < kGroups) return group_candidates_scalar(x, n, top1, block, top2, k, out, cap, t_out);
+  alignas(32) float lm[16];
+  for (int h = 0; h < 2; ++h) {  // lm[l] = max of groups l, l + 16, l + 32, l + 48
+    const __m256 m01 = _mm256_max_ps(_mm256_loadu_ps(top1 + 8 * h), _mm256_loadu_ps(top1 + 16 + 8 * h));
+    const __m256 m23 = _mm256_max_ps(_mm256_loadu_ps(top1 + 32 + 8 * h), _mm256_loadu_ps(top1 + 48 + 8 * h));
+    _mm256_store_ps(lm + 8 * h, _mm256_max_ps(m01, m23));
+  }
+  const float floor = kth_of_16(lm, k);
+  uint64_t keep = mask64_avx2<_CMP_GE_OQ>(top1, _mm256_set1_ps(floor));
+  float t = floor;
+  if (__builtin_popcountll(keep) <= 16) {
+    float pool[16];
+    int m = 0;
+    for (; keep; keep &= keep - 1) pool[m++] = top1[__builtin_ctzll(keep)];
+    for (int i = m; i < 16; ++i) pool[i] = -std::numeric_limits<float>::infinity();
+    t = kth_of_16(pool, k);
+  }
+  *t_out = t;
+  const __m256 tv = _mm256_set1_ps(t);
+  uint64_t flagged = mask64_avx2<_CMP_GE_OQ>(top2, tv);
+  if (!rescan_groups(__builtin_popcountll(flagged), n)) return -2;
+  int64_t count = 0;
+  for (uint64_t in = mask64_avx2<_CMP_GE_OQ>(top1, tv) & ~flagged; in; in &= in - 1) {
+    const int g = __builtin_ctzll(in);
+    out[count++] = static_cast<uint32_t>(block[g] * kGroups + g);
+  }
+  for (; flagged && count >= 0; flagged &= flagged - 1) {
+    count = scan_group(x, n, __builtin_ctzll(flagged), t, out, count, cap);
+  }
+  return count;
+}
+#endif
+
 const GroupCandidatesFn group_candidates =
-    pick<GroupCandidatesFn>(MLM_X86(group_candidates_avx512), nullptr, group_candidates_scalar);
+    pick<GroupCandidatesFn>(MLM_X86(group_candidates_avx512), MLM_X86(group_candidates_avx2), group_candidates_scalar);
 
 constexpr int64_t kPrefetchBytes = 16384;
 
