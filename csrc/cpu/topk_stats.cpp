@@ -1,16 +1,22 @@
 // CPU kernel of mlmetrics::topk_stats: one pass per row, parallel over rows.
 //
 // Per row (the row is read from memory once; later passes hit the cache):
-//   1. top-k (TopKSelector): NaN-free rows of >= 64 and small k: one read tracks, for 64
-//      interleaved groups, the maximum, its first index and the second value (group_scan);
-//      those bound the row's k-th value, and usually the top-k are exactly the largest group
-//      maxima, so the row is not read again (else only the few flagged groups are). Other
-//      rows: a scan filtered 64 at a time against the weakest kept value. Candidates are
-//      ranked by rank_key (ties: lower index).
+//   1. top-k (TopKSelector), ranked by rank_key (ties: lower index):
+//      - rows of C <= 128: a bound from 16 lane maxima, then the few elements above it ranked
+//        by counting (short_row_topk);
+//      - longer NaN-free rows, small k: one read tracks, for 64 interleaved groups, the
+//        maximum, its first index and the second value (group_scan); the k-th largest group
+//        maximum bounds the row's k-th value, and usually the top-k are exactly the largest
+//        group maxima, so the row is not read again (else only the flagged groups, or one
+//        pass over the cached row, are);
+//      - other rows (NaN, large k, ties past the caps): a scan filtered 64 at a time against
+//        the weakest kept value.
 //   2. target rank: count of elements ranked before the target (vectorisable compares).
 //   3. softmax statistics (only with_softmax and a finite row): m = top-1 logit (no separate
-//      max pass), s = sum e^(x-m), u = sum e^(x-m)(x-m), q = sum e^(2(x-m)), with a
-//      vectorisable exp; float lanes over blocks, blocks summed in double.
+//      max pass), s = sum e^(x-m), u = sum e^(x-m)(x-m), q = sum e^(2(x-m)); float lanes over
+//      blocks of 1024, blocks summed in double. The next row is prefetched meanwhile.
+// Hand-written AVX-512 / AVX2 versions are picked at load (MLMETRICS_CPU_ISA caps them); the
+// generic versions are written for the compiler to vectorise. All give identical answers.
 // The row's nonfinite flag falls out of the top-1 key: NaN ranks first, +inf next, and an
 // all -inf row has -inf on top.
 #include <ATen/Parallel.h>
@@ -478,20 +484,8 @@ const CollectAboveFn collect_above = pick<CollectAboveFn>(MLM_X86(collect_above_
 // Whether f flagged groups are rescanned group by group (else one linear pass).
 inline bool rescan_groups(int64_t f, int64_t n) { return f <= (n <= kRescanMaxRow ? 4 : 1); }
 
-// The smallest of v[0, m) with fewer than k values strictly above it (the k-th largest),
-// by counting: no branches, vectorised by the compiler. For small m.
-inline float kth_by_counting(const float* v, int64_t m, int64_t k) {
-  float t = std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < m; ++i) {
-    int32_t above = 0;
-    for (int64_t j = 0; j < m; ++j) above += v[j] > v[i];
-    t = (above < k && v[i] < t) ? v[i] : t;
-  }
-  return t;
-}
-
-// kth_by_counting over exactly 16 values (fixed trip counts, the loop order the compiler
-// vectorises: one broadcast compare per j).
+// The k-th largest (counting repeats) of v[0, 16): the smallest value with fewer than k values
+// strictly above it, by counting (fixed trip counts, the loop order the compiler vectorises).
 inline float kth_of_16(const float* v, int64_t k) {
   int32_t above[16] = {};
   for (int64_t j = 0; j < 16; ++j) {
@@ -794,10 +788,11 @@ const ShortRowTopKFn short_row_topk =
     pick<ShortRowTopKFn>(MLM_X86(short_row_topk_avx512), nullptr, short_row_topk_scalar);
 
 // Top-k of x[0, n) as rank_keys sorted descending.
-//   prefiltered (NaN-free rows of >= 64; k <= 16, or k <= 128 on rows that fit L1): a bound
-//     from per-group top-2 values, then the few elements above it; see below.
-//   otherwise, k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so the
-//     threshold is always exact (few candidates pass the filter).
+//   n <= kShortRow: short_row_topk.
+//   prefiltered (NaN-free rows of > kShortRow; k <= 16, or k <= 128 on rows that fit L1): a
+//     bound from per-group top-2 values, then the few elements above it; see below.
+//   otherwise, k <= kSmallK: the k best are kept sorted; a candidate is placed by insertion, so
+//     the threshold is always exact (few candidates pass the filter).
 //   k > kSmallK and k >= n/16: rank_keys of the whole row, nth_element, sort the first k.
 //   larger k: candidates are appended to a buffer of capacity 2k; a full buffer is cut back
 //     to its k best with nth_element, which raises the threshold. Amortised O(1) per candidate.
@@ -860,7 +855,7 @@ class TopKSelector {
     threshold_ = key_to_float(key);
   }
 
-  // The fast path on NaN-free rows of >= 64 (k <= 16; k <= 128 on rows that fit L1, beyond
+  // The fast path on NaN-free rows of > kShortRow (k <= 16; k <= 128 on rows that fit L1, beyond
   // which the general path measured faster): group_scan reads the row once.
   //   k <= 64: t, the k-th largest group maximum, is a lower bound of the row's k-th largest
   //     value (the group maxima are k distinct elements). When every group's second value is
