@@ -719,6 +719,15 @@ const RankFewFn rank_few = pick<RankFewFn>(MLM_X86(rank_few_avx512), nullptr, ra
 // Rows of <= 16 (or k > 16): every key ranked by counting. Longer rows: the k-th largest of
 // 16 lane maxima bounds the k-th value from below; only the elements >= it are ranked.
 MLM_CLONES bool short_row_topk_scalar(const float* x, int64_t n, int64_t k, uint64_t* out) {
+  if (k == 1) {  // top-1: the largest key
+    uint64_t best = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const uint64_t key = rank_key(x[j], static_cast<uint32_t>(j));
+      best = key > best ? key : best;
+    }
+    out[0] = best;
+    return true;
+  }
   uint64_t keys[kShortRow];
   int32_t nan = 0;
   for (int64_t j = 0; j < n; ++j) nan |= x[j] != x[j];
@@ -747,7 +756,7 @@ MLM_CLONES bool short_row_topk_scalar(const float* x, int64_t n, int64_t k, uint
 // only the elements >= t (about k) are keyed and ranked.
 __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float* x, int64_t n, int64_t k,
                                                                       uint64_t* out) {
-  if (k > 16 || n <= 16) return short_row_topk_scalar(x, n, k, out);
+  if (k > 16 || k == 1 || n <= 16) return short_row_topk_scalar(x, n, k, out);
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 v[kShortRow / 16];
   __m512 lm = ninf;
