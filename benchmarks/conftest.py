@@ -63,6 +63,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         info["mlmetrics"] = mlmetrics.__version__
         info["mlmetrics_extension"] = bool(mlmetrics.HAS_EXTENSION)
         info["mlmetrics_backends_cpu"] = mlmetrics.available_backends("cpu")
+        info["mlmetrics_cpu_isa"] = mlmetrics.cpu_isa()
         if torch.cuda.is_available():
             info["mlmetrics_backends_cuda"] = mlmetrics.available_backends("cuda")
     except Exception as e:  # pragma: no cover

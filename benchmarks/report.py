@@ -175,6 +175,8 @@ def machine_lines(machines):
             parts.append(f"mlmetrics extension {'loaded' if mb['mlmetrics_extension'] else 'MISSING'}")
         if mb.get("mlmetrics_backends_cpu"):
             parts.append(f"CPU backends {mb['mlmetrics_backends_cpu']}")
+        if mb.get("mlmetrics_cpu_isa"):
+            parts.append(f"CPU kernel ISA {mb['mlmetrics_cpu_isa']}")
         if mb.get("mlmetrics_backends_cuda"):
             parts.append(f"CUDA backends {mb['mlmetrics_backends_cuda']}")
         if mb.get("bench_full_grid"):

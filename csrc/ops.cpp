@@ -56,6 +56,7 @@ TORCH_LIBRARY(mlmetrics, m) {
       "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)");
   m.def("softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)");
   m.def("topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor");
+  m.def("cpu_isa() -> str", &cpu_isa);  // no tensors: a catch-all kernel
 }
 
 TORCH_LIBRARY_IMPL(mlmetrics, CPU, m) {

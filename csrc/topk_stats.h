@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <tuple>
 
 #if defined(__CUDACC__)
@@ -73,6 +74,10 @@ TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::
                                 const std::optional<at::Tensor>& labels,
                                const std::optional<at::Tensor>& class_subset, bool with_softmax);
 #endif
+
+// The instruction set the CPU kernel uses in this process: "avx512", "avx2" or "scalar" (the
+// CPU's best, capped by MLMETRICS_CPU_ISA).
+std::string cpu_isa();
 
 using TopKStatsFn = TopKStatsResult (*)(const at::Tensor&, int64_t, const std::optional<at::Tensor>&,
                                         const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,

@@ -52,6 +52,12 @@ def has_cuda_kernels() -> bool:
     return HAS_EXTENSION and torch._C._dispatch_has_kernel_for_dispatch_key("mlmetrics::topk_stats", "CUDA")
 
 
+def cpu_isa() -> str | None:
+    """The instruction set the CPU kernel runs with here: "avx512", "avx2" or "scalar" (the CPU's
+    best, capped by the environment variable MLMETRICS_CPU_ISA); None without the extension."""
+    return torch.ops.mlmetrics.cpu_isa() if HAS_EXTENSION else None
+
+
 def _triton_usable(device: torch.device) -> bool:
     try:
         import triton  # noqa: F401

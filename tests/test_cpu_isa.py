@@ -25,3 +25,12 @@ def test_op_tests_pass_with_capped_instruction_set(isa):
         cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+@pytest.mark.skipif(not mlmetrics.HAS_EXTENSION, reason="compiled extension not built")
+def test_cpu_isa_reports_the_cap():
+    assert mlmetrics.cpu_isa() in ("avx512", "avx2", "scalar")
+    code = "import mlmetrics; print(mlmetrics.cpu_isa())"
+    got = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, MLMETRICS_CPU_ISA="scalar"),
+                         capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert got == "scalar"

@@ -1010,6 +1010,8 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
 
 }  // namespace
 
+std::string cpu_isa() { return kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : "scalar"; }
+
 TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                                const std::optional<at::Tensor>& label_ranges,
                                const std::optional<at::Tensor>& labels,
