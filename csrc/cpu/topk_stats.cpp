@@ -564,8 +564,8 @@ __attribute__((target("avx512f"), always_inline)) inline float kth_largest16(__m
 }
 
 // k <= 16: floor = the k-th largest of the 16 lane maxima (k group maxima are >= it); only
-// group maxima >= floor (usually about k) can be t: if at most 16, t is their k-th largest,
-// else floor itself (a weaker bound, still valid). Larger k: the scalar version.
+// group maxima >= floor (usually about k) can be t, their k-th largest (counted in vector
+// compares). Larger k: the scalar version.
 __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const float* x, int64_t n,
                                                                           const float* top1, const int32_t* block,
                                                                           const float* top2, int64_t k, uint32_t* out,
@@ -581,18 +581,30 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
     keep[q] = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
     m += __builtin_popcount(keep[q]);
   }
+  alignas(64) float pool[4 * 16 + 16];
+  int p = 0;
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_ps(pool + p, _mm512_maskz_compress_ps(keep[q], a[q]));
+    p += __builtin_popcount(keep[q]);
+  }
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   float t;
   if (m <= 16) {
-    alignas(64) float pool[4 * 16];
-    int p = 0;
-    for (int q = 0; q < 4; ++q) {
-      _mm512_storeu_ps(pool + p, _mm512_maskz_compress_ps(keep[q], a[q]));
-      p += __builtin_popcount(keep[q]);
-    }
-    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
     t = kth_largest16(_mm512_mask_loadu_ps(ninf, __mmask16((1u << m) - 1), pool), k);
-  } else {
-    t = _mm512_cvtss_f32(floor);
+  } else {  // k > 8 or ties: count, for each pool value, the pool values above it
+    __m512 v[4];
+    const int nv = (m + 15) / 16;
+    for (int q = 0; q < nv; ++q) {
+      const int left = m - 16 * q;
+      v[q] = _mm512_mask_loadu_ps(ninf, __mmask16(left >= 16 ? 0xFFFF : (1u << left) - 1), pool + 16 * q);
+    }
+    t = std::numeric_limits<float>::infinity();
+    for (int i = 0; i < m; ++i) {
+      const __m512 pv = _mm512_set1_ps(pool[i]);
+      int above = 0;
+      for (int q = 0; q < nv; ++q) above += __builtin_popcount(_mm512_cmp_ps_mask(v[q], pv, _CMP_GT_OQ));
+      t = above < k ? std::min(t, pool[i]) : t;
+    }
   }
   *t_out = t;
   const __m512 tv = _mm512_set1_ps(t);
@@ -694,20 +706,25 @@ MLM_CLONES void rank_by_counting(const uint64_t* keys, int64_t m, int64_t k, uin
   std::copy(sorted, sorted + k, out);
 }
 
-// rank_by_counting for m <= 16 keys with AVX-512: two vectors of keys (zero-padded: 0 is below
-// every rank_key), each key's rank from two unsigned compares.
+// rank_by_counting for m <= kRankFew keys with AVX-512: up to four vectors of keys (zero-padded:
+// 0 is below every rank_key), each key's rank from one unsigned compare per vector.
+constexpr int64_t kRankFew = 32;
 using RankFewFn = void (*)(const uint64_t*, int64_t, int64_t, uint64_t*);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx512f,popcnt"))) void rank_few_avx512(const uint64_t* keys, int64_t m, int64_t k,
                                                                 uint64_t* out) {
-  const __m512i lo = _mm512_maskz_loadu_epi64(__mmask8(m >= 8 ? 0xFF : (1u << m) - 1), keys);
-  const __m512i hi = _mm512_maskz_loadu_epi64(__mmask8(m >= 16 ? 0xFF : m > 8 ? (1u << (m - 8)) - 1 : 0), keys + 8);
-  uint64_t sorted[16];
+  __m512i v[kRankFew / 8];
+  for (int q = 0; q < kRankFew / 8; ++q) {
+    const int64_t left = m - 8 * q;
+    v[q] = _mm512_maskz_loadu_epi64(__mmask8(left >= 8 ? 0xFF : left > 0 ? (1u << left) - 1 : 0), keys + 8 * q);
+  }
+  const int nv = static_cast<int>((m + 7) / 8);
+  uint64_t sorted[kRankFew];
   for (int64_t i = 0; i < m; ++i) {
     const __m512i key = _mm512_set1_epi64(static_cast<long long>(keys[i]));
-    const int rank = __builtin_popcount(_mm512_cmpgt_epu64_mask(lo, key)) +
-                     __builtin_popcount(_mm512_cmpgt_epu64_mask(hi, key));
+    int rank = 0;
+    for (int q = 0; q < nv; ++q) rank += __builtin_popcount(_mm512_cmpgt_epu64_mask(v[q], key));
     sorted[rank] = keys[i];
   }
   std::copy(sorted, sorted + k, out);
@@ -784,7 +801,7 @@ __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float
   if (m < k) return false;  // cannot happen (k lane maxima are >= t); never rank too few
   uint64_t keys[kShortRow];
   for (int64_t i = 0; i < m; ++i) keys[i] = rank_key(x[idx[i]], static_cast<uint32_t>(idx[i]));
-  if (m <= 16) {
+  if (m <= kRankFew) {
     rank_few_avx512(keys, m, k, out);
   } else {
     rank_by_counting(keys, m, k, out);
@@ -898,7 +915,7 @@ class TopKSelector {
     if (count < k_) return false;  // ties past the cap: the general path
     keys_.clear();
     for (int64_t i = 0; i < count; ++i) keys_.push_back(rank_key(x[candidates_[i]], candidates_[i]));
-    if (count <= 16) {  // the usual case: a handful of keys, ranked without branches
+    if (count <= kRankFew) {  // the usual case: a handful of keys, ranked without branches
       rank_few(keys_.data(), count, k_, out);
     } else {
       select_keys(out);
