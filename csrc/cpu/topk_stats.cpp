@@ -497,25 +497,44 @@ inline float kth_of_16(const float* v, int64_t k) {
   return t;
 }
 
-// The k-th largest of the kGroups group maxima, k <= 16: floor = the k-th largest of the 16
-// maxima of 4 groups each (k group maxima are >= it); if at most 16 group maxima are >= floor,
-// their k-th largest, else floor (a weaker lower bound of the row's k-th value, still valid).
-MLM_CLONES float kth_group_max(const float* top1, int64_t k) {
-  float lm[16], pool[kGroups + 16];
+// The k-th largest of the kGroups group maxima (k <= 16) in two steps, shared by the generic
+// and AVX2 versions (which differ only in how they gather the pool):
+//   floor = the k-th largest of the 16 maxima of 4 groups each (k group maxima are >= it);
+//   the answer = the k-th largest of the pool of group maxima >= floor (usually about k).
+MLM_CLONES float group_max_floor(const float* top1, int64_t k) {
+  float lm[16];
   for (int64_t l = 0; l < 16; ++l) {
     const float a = top1[l] > top1[l + 16] ? top1[l] : top1[l + 16];
     const float b = top1[l + 32] > top1[l + 48] ? top1[l + 32] : top1[l + 48];
     lm[l] = a > b ? a : b;
   }
-  const float floor = kth_of_16(lm, k);
+  return kth_of_16(lm, k);
+}
+
+// The k-th largest of pool[0, m) (k <= m <= kGroups); pool has room for 16 values.
+MLM_CLONES float kth_of_pool(float* pool, int64_t m, int64_t k) {
+  if (m <= 16) {
+    for (int64_t i = m; i < 16; ++i) pool[i] = -std::numeric_limits<float>::infinity();
+    return kth_of_16(pool, k);
+  }
+  float t = std::numeric_limits<float>::infinity();  // k > 8 or ties: 17..64 values
+  for (int64_t i = 0; i < m; ++i) {
+    int32_t above = 0;
+    for (int64_t j = 0; j < m; ++j) above += pool[j] > pool[i] ? 1 : 0;
+    t = (above < k && pool[i] < t) ? pool[i] : t;
+  }
+  return t;
+}
+
+inline float kth_group_max(const float* top1, int64_t k) {
+  const float floor = group_max_floor(top1, k);
+  float pool[kGroups];
   int64_t m = 0;
   for (int64_t g = 0; g < kGroups; ++g) {
     pool[m] = top1[g];
     m += top1[g] >= floor;
   }
-  if (m > 16) return floor;
-  for (int64_t i = m; i < 16; ++i) pool[i] = -std::numeric_limits<float>::infinity();
-  return kth_of_16(pool, k);
+  return kth_of_pool(pool, m, k);
 }
 
 int64_t group_candidates_scalar(const float* x, int64_t n, const float* top1, const int32_t* block, const float* top2,
@@ -575,17 +594,12 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
                        _mm512_loadu_ps(top1 + 48)};
   const __m512 floor = _mm512_set1_ps(
       kth_largest16(_mm512_max_ps(_mm512_max_ps(a[0], a[1]), _mm512_max_ps(a[2], a[3])), k));
-  __mmask16 keep[4];
+  alignas(64) float pool[4 * 16 + 16];  // the group maxima >= floor, m of them
   int m = 0;
   for (int q = 0; q < 4; ++q) {
-    keep[q] = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
-    m += __builtin_popcount(keep[q]);
-  }
-  alignas(64) float pool[4 * 16 + 16];
-  int p = 0;
-  for (int q = 0; q < 4; ++q) {
-    _mm512_storeu_ps(pool + p, _mm512_maskz_compress_ps(keep[q], a[q]));
-    p += __builtin_popcount(keep[q]);
+    const __mmask16 keep = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
+    _mm512_storeu_ps(pool + m, _mm512_maskz_compress_ps(keep, a[q]));
+    m += __builtin_popcount(keep);
   }
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   float t;
@@ -645,22 +659,11 @@ __attribute__((target("avx2,popcnt"))) int64_t group_candidates_avx2(const float
                                                                       int64_t k, uint32_t* out, int64_t cap,
                                                                       float* t_out) {
   if (k > 16 || cap < kGroups) return group_candidates_scalar(x, n, top1, block, top2, k, out, cap, t_out);
-  alignas(32) float lm[16];
-  for (int h = 0; h < 2; ++h) {  // lm[l] = max of groups l, l + 16, l + 32, l + 48
-    const __m256 m01 = _mm256_max_ps(_mm256_loadu_ps(top1 + 8 * h), _mm256_loadu_ps(top1 + 16 + 8 * h));
-    const __m256 m23 = _mm256_max_ps(_mm256_loadu_ps(top1 + 32 + 8 * h), _mm256_loadu_ps(top1 + 48 + 8 * h));
-    _mm256_store_ps(lm + 8 * h, _mm256_max_ps(m01, m23));
-  }
-  const float floor = kth_of_16(lm, k);
-  uint64_t keep = mask64_avx2<_CMP_GE_OQ>(top1, _mm256_set1_ps(floor));
-  float t = floor;
-  if (__builtin_popcountll(keep) <= 16) {
-    float pool[16];
-    int m = 0;
-    for (; keep; keep &= keep - 1) pool[m++] = top1[__builtin_ctzll(keep)];
-    for (int i = m; i < 16; ++i) pool[i] = -std::numeric_limits<float>::infinity();
-    t = kth_of_16(pool, k);
-  }
+  uint64_t keep = mask64_avx2<_CMP_GE_OQ>(top1, _mm256_set1_ps(group_max_floor(top1, k)));
+  float pool[kGroups];
+  int m = 0;
+  for (; keep; keep &= keep - 1) pool[m++] = top1[__builtin_ctzll(keep)];
+  const float t = kth_of_pool(pool, m, k);
   *t_out = t;
   const __m256 tv = _mm256_set1_ps(t);
   uint64_t flagged = mask64_avx2<_CMP_GE_OQ>(top2, tv);
@@ -954,8 +957,8 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
   const scalar_t* base = logits.const_data_ptr<scalar_t>();
   const bool direct = std::is_same<scalar_t, float>::value && cs == 1 && subset == nullptr;
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(c, 1));
-  // Short rows: fetch row i + 1 into L2 while row i's top-k is finished (that work does not
-  // read memory), so the next read is not waiting on L3/DRAM.
+  // Rows up to 16 KiB, read in place: row i + 1 is prefetched while row i is finished (see
+  // TopKSelector::prefiltered and softmax_sums_avx512), so its read does not wait on L3/DRAM.
   const bool prefetch_next = direct && c * 4 <= kPrefetchBytes;
 
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
