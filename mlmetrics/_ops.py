@@ -28,6 +28,11 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # ---------------------------------------------------------------------------------------
 # The compiled extension
 # ---------------------------------------------------------------------------------------
+CPU_ISAS = ("avx512", "avx2", "scalar")
+if os.environ.get("MLMETRICS_CPU_ISA", CPU_ISAS[0]) not in CPU_ISAS:  # the kernel reads it at load
+    raise ValueError(f"MLMETRICS_CPU_ISA must be one of {CPU_ISAS} (a cap on the CPU kernel's instruction set), "
+                     f"got {os.environ['MLMETRICS_CPU_ISA']!r}")
+
 EXTENSION_ERROR: str | None = None
 try:
     from . import _C  # noqa: F401  (registers torch.ops.mlmetrics.*)

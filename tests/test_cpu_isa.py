@@ -34,3 +34,11 @@ def test_cpu_isa_reports_the_cap():
     got = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, MLMETRICS_CPU_ISA="scalar"),
                          capture_output=True, text=True, check=True).stdout.split()[-1]
     assert got == "scalar"
+
+
+def test_unknown_cpu_isa_is_a_clear_error():
+    proc = subprocess.run([sys.executable, "-c", "import mlmetrics"], env=dict(os.environ, MLMETRICS_CPU_ISA="avx3"),
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "MLMETRICS_CPU_ISA must be one of ('avx512', 'avx2', 'scalar')" in proc.stderr
+    assert "'avx3'" in proc.stderr
