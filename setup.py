@@ -55,6 +55,7 @@ def _extensions():
         raise RuntimeError("MLMETRICS_CUDA=1 but the installed torch is a CPU-only build")
 
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
+    include_dirs = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "include")]
     # torch picks the C++ standard its headers need. -fopenmp: at::parallel_for is an OpenMP
     # pragma inlined from ATen's headers; without it the CPU kernel runs on one thread. The
     # libgomp.so.1 that torch loads first is the one the extension then uses.
@@ -74,6 +75,7 @@ def _extensions():
             CUDAExtension(
                 "mlmetrics._C",
                 sources,
+                include_dirs=include_dirs,
                 define_macros=define_macros,
                 extra_link_args=link,
                 extra_compile_args={"cxx": cxx + extra_headers,
@@ -81,7 +83,7 @@ def _extensions():
                 py_limited_api=True,
             )
         ]
-    return [CppExtension("mlmetrics._C", sources, define_macros=define_macros,
+    return [CppExtension("mlmetrics._C", sources, include_dirs=include_dirs, define_macros=define_macros,
                          extra_compile_args={"cxx": cxx}, extra_link_args=link, py_limited_api=True)]
 
 

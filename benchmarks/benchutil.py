@@ -197,7 +197,7 @@ def real_lists() -> list[list[int]]:
         import json
 
         try:
-            from mlmetrics.labels import imagenet_real_labels_path
+            from mlmetrics.data.labels import imagenet_real_labels_path
 
             with open(imagenet_real_labels_path()) as f:
                 _REAL_LISTS = json.load(f)

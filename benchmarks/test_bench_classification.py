@@ -111,7 +111,7 @@ def test_classification_metrics(benchmark, device, shape, impl):
 
         if not hasattr(mm, "ClassificationMetrics"):
             pytest.skip("mlmetrics.metrics.ClassificationMetrics not implemented yet")
-        backend = mlmetrics._ops.resolve_backend("auto", x, 5)
+        backend = mlmetrics.ops.resolve_backend("auto", x, 5)
         res = bu.run(benchmark, lambda: _ours(x, t, c), role="ours", backend=backend, **common)
         _check(res, _torch_manual(x, t, c), loose=shape.dtype != "float32")
     elif impl == "torchmetrics":

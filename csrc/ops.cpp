@@ -2,7 +2,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
-#include "topk_stats.h"
+#include "schema.h"
 
 // An importable, empty Python module: importing mlmetrics._C runs the registrations below.
 PyMODINIT_FUNC PyInit__C(void) {

@@ -1,7 +1,7 @@
 """mlmetrics: fused softmax / top-k / label-set metrics for classifiers with big logit tensors."""
-from ._ops import (HAS_EXTENSION, TopKStats, available_backends, cpu_isa, has_cuda_kernels, softmax_topk,
+from .ops import (HAS_EXTENSION, TopKStats, available_backends, cpu_isa, has_cuda_kernels, softmax_topk,
                    topk_label_hits, topk_stats)
-from .labels import LabelSets
+from .data.labels import LabelSets
 from . import functional, metrics  # noqa: E402  (metrics API)
 from .metrics import ClassificationMetrics
 

@@ -4,10 +4,9 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/parity.py
 
 # Without a GPU, Triton kernels run under the interpreter on CPU tensors. Triton picks the
-# interpreter when a kernel is decorated, so set it before anything imports mlmetrics.triton.
+# interpreter when a kernel is decorated, so set it before anything imports mlmetrics.ops.triton.
 # (backend="auto" never picks Triton for CPU tensors, so other tests are unaffected.)
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

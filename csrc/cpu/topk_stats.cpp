@@ -35,7 +35,7 @@
 #include <limits>
 #include <vector>
 
-#include "../topk_stats.h"
+#include "schema.h"
 
 #if !defined(MLM_CLONES)  // (a build may define it empty to compile one ISA only)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -90,13 +90,6 @@ Fn pick(Fn avx512, Fn avx2, Fn fallback) {
 constexpr int64_t kBlock = 1024;  // float-accumulated block of the softmax sums
 constexpr int64_t kLanes = 16;    // independent accumulators of the softmax sums
 
-// Inverse of order_key: the float whose key this is (NaN for the NaN key).
-inline float key_to_float(uint32_t key) {
-  uint32_t u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
-  float x;
-  std::memcpy(&x, &u, sizeof(x));
-  return key == 0xFFFFFFFFu ? std::numeric_limits<float>::quiet_NaN() : x;
-}
 
 // e^d for d <= 0 (d = x - max): Cephes-style range reduction and a degree-6 polynomial,
 // relative error ~2 ulp; d < -87 gives 0 (so -inf gives 0). Branch-free: vectorises.
@@ -881,7 +874,7 @@ class TopKSelector {
   void set_threshold(uint64_t weakest) {
     const uint32_t key = static_cast<uint32_t>(weakest >> 32);
     saturated_ = key == 0xFFFFFFFFu;  // k NaNs kept: nothing later can enter
-    threshold_ = key_to_float(key);
+    threshold_ = key_value(key);
   }
 
   // The fast path on NaN-free rows of > kShortRow (k <= 16; k <= 128 on rows that fit L1, beyond
@@ -998,11 +991,12 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
       const float nan = std::numeric_limits<float>::quiet_NaN();
       st[kStatMaxLogit] = top;
       st[kStatNonFinite] = nonfinite ? 1.f : 0.f;
-      st[kStatLogSumExp] = st[kStatEntropy] = st[kStatSumP2] = nan;
+      st[kStatLogSumExp] = st[kStatEntropy] = st[kStatSumP2] = st[kStatLogNormalizer] = nan;
       if (with_softmax && !nonfinite) {
         const SoftmaxSums sums = softmax_sums(x, c, top, next);
         const double log_s = std::log(sums.s);
         st[kStatLogSumExp] = static_cast<float>(top + log_s);
+        st[kStatLogNormalizer] = static_cast<float>(log_s);
         st[kStatEntropy] = static_cast<float>(log_s - sums.u / sums.s);
         st[kStatSumP2] = static_cast<float>(sums.q / (sums.s * sums.s));
       }

@@ -28,38 +28,15 @@
 #include <cstdint>
 #include <limits>
 
-#include "../topk_stats.h"
+#include "schema.h"
 
 namespace mlmetrics {
 namespace {
 
-constexpr uint32_t kKeyNaN = 0xFFFFFFFFu;     // order_key(NaN)
-constexpr uint32_t kKeyPosInf = 0xFF800000u;  // order_key(+inf)
-constexpr uint32_t kKeyNegInf = 0x007FFFFFu;  // order_key(-inf)
 // exp(x - m) for x - m below this is 0 in float32 (e^-104 is the last subnormal); clamping
 // x - m here turns -inf - m, -inf - (-inf) (NaN) and NaN into an exact 0 contribution
 // (fmaxf returns the non-NaN operand), so the e * d entropy term never becomes 0 * inf.
 constexpr float kDiffFloor = -150.0f;
-
-// order_key() of csrc/topk_stats.h computed on the bits only. setup.py compiles with
-// --use_fast_math (-ftz=true), under which `x == 0.0f` flushes subnormal inputs, so the
-// header's float comparison would merge every subnormal with 0 on the device; this version
-// gives the exact (non-FTZ) order: NaN > +inf > finite > -inf, -0 == +0.
-__device__ __forceinline__ uint32_t okey(float x) {
-  uint32_t u = __float_as_uint(x);
-  const uint32_t a = u & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return kKeyNaN;
-  if (a == 0u) u = 0u;
-  return u ^ (static_cast<uint32_t>(static_cast<int32_t>(u) >> 31) | 0x80000000u);
-}
-// rank_key() of the header from an order key: larger = earlier in rank order.
-__device__ __forceinline__ uint64_t make_key(uint32_t ok, uint32_t j) {
-  return (static_cast<uint64_t>(ok) << 32) | static_cast<uint64_t>(~j);
-}
-// The float32 value of an order key (-0 comes back as +0, NaN as the canonical 0x7FFFFFFF).
-__device__ __forceinline__ float key_value(uint32_t k) {
-  return __uint_as_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k);
-}
 
 // ---------------------------------------------------------------------------------------
 // dtypes: storage type, elements per 128-bit vector, conversion to float (exact)
@@ -188,7 +165,7 @@ __device__ __forceinline__ RowConst row_const(const Params& P, int64_t row, bool
     if (t >= 0 && t < P.c) {
       rc.tvalid = true;
       rc.xt = load_x<DT>(P, row, t);
-      rc.tkey = okey(rc.xt);
+      rc.tkey = order_key(rc.xt);
       rc.tidx = static_cast<uint32_t>(t);
     }
   }
@@ -229,8 +206,8 @@ struct Acc {
     b[K - 1] = 0;
   }
   __device__ __forceinline__ void key_step(float x, uint32_t j, const RowConst& rc) {
-    const uint32_t ok = okey(x);
-    if (ok > thr) insert(make_key(ok, j), rc.k);
+    const uint32_t ok = order_key(x);
+    if (ok > thr) insert(rank_key(ok, j), rc.k);
     cnt += (ok > rc.tkey || (ok == rc.tkey && j < rc.tidx)) ? 1u : 0u;
   }
   template <int V>
@@ -373,16 +350,18 @@ __device__ __forceinline__ void write_row_stats(const Params& P, int64_t row, ui
   const uint32_t maxok = static_cast<uint32_t>(top >> 32);
   // NaN or +inf present (order keys >= +inf's), or every entry -inf (the max is -inf).
   const bool nonfinite = maxok >= kKeyPosInf || maxok == kKeyNegInf;
-  float lse = qnan, ent = qnan, p2 = qnan;
+  float lse = qnan, ent = qnan, p2 = qnan, lnorm = qnan;
   if (P.softmax && !nonfinite) {
     const double ls = log(static_cast<double>(s));  // accurate log (fast-math maps logf to __logf)
     lse = static_cast<float>(static_cast<double>(m) + ls);
+    lnorm = static_cast<float>(ls);
     ent = static_cast<float>(ls - static_cast<double>(u) / static_cast<double>(s));
     p2 = static_cast<float>(static_cast<double>(q) / (static_cast<double>(s) * static_cast<double>(s)));
   }
   float* st = P.stats + row * kNumStats;
   st[kStatMaxLogit] = key_value(maxok);
   st[kStatLogSumExp] = lse;
+  st[kStatLogNormalizer] = lnorm;
   st[kStatEntropy] = ent;
   st[kStatSumP2] = p2;
   st[kStatTargetLogit] = rc.xt;
@@ -466,14 +445,14 @@ __global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
 constexpr uint64_t kSignFlip = 0x8000000000000000ull;
 
 template <int DT>
-__global__ void make_keys_kernel(const Params P, int64_t row0, int64_t nrows, int64_t* __restrict__ keys) {
+__global__ void rank_keys_kernel(const Params P, int64_t row0, int64_t nrows, int64_t* __restrict__ keys) {
   const int64_t total = nrows * P.c;
   for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t i = t / P.c;
     const int64_t j = t - i * P.c;
     const float x = load_x<DT>(P, row0 + i, j);
-    keys[t] = static_cast<int64_t>(make_key(okey(x), static_cast<uint32_t>(j)) ^ kSignFlip);
+    keys[t] = static_cast<int64_t>(rank_key(order_key(x), static_cast<uint32_t>(j)) ^ kSignFlip);
   }
 }
 
@@ -533,7 +512,7 @@ void run_dtype(Params P, cudaStream_t stream) {
   for (int64_t r0 = 0; r0 < P.n; r0 += chunk) {
     const int64_t nr = std::min(chunk, P.n - r0);
     at::Tensor keys = at::empty({nr, static_cast<int64_t>(P.c)}, key_opts);
-    make_keys_kernel<DT><<<grid_for(nr * P.c, 256), 256, 0, stream>>>(P, r0, nr, keys.data_ptr<int64_t>());
+    rank_keys_kernel<DT><<<grid_for(nr * P.c, 256), 256, 0, stream>>>(P, r0, nr, keys.data_ptr<int64_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     at::Tensor top = std::get<0>(at::topk(keys, P.k, /*dim=*/1, /*largest=*/true, /*sorted=*/true)).contiguous();
     decode_topk_kernel<<<grid_for(nr * P.k, 256), 256, 0, stream>>>(P, r0, nr, top.data_ptr<int64_t>(), P.k);

@@ -5,7 +5,7 @@ from ._api import (accuracy, asma, brier_score, calibration, classification_metr
                    macro_accuracy, multilabel_proportion, nll, ood_scores, per_class_accuracy, precision_at_k,
                    real_accuracy, recall_at_k, subgroup_accuracy, subset_accuracy, topk_accuracy, topk_hit_counts,
                    variable_topk_accuracy)
-from .subsets import TIMM_SUBSETS, load_class_subset
+from ..data.subsets import TIMM_SUBSETS, load_class_subset
 
 __all__ = [
     "TIMM_SUBSETS", "accuracy", "asma", "brier_score", "calibration", "classification_metrics", "cross_entropy",

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import torch
 
-from .._ops import topk_stats
-from ..labels import LabelSets
+from ..ops import topk_stats
+from ..data.labels import LabelSets
 from ..metrics.classification import ClassificationMetrics
 
 

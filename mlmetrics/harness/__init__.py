@@ -129,7 +129,7 @@ def rescore(logits_path: str, *, labels: str | None = "auto", targets_file: str 
 
     import torch
 
-    from ..labels import LabelSets, imagenet_real_labels_path
+    from ..data.labels import LabelSets, imagenet_real_labels_path
     from ..report import build_report, class_namer
 
     t0 = time.perf_counter()

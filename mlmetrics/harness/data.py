@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..labels import LabelSets, imagenet_real_labels_path
+from ..data.labels import LabelSets, imagenet_real_labels_path
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 _VAL_RE = re.compile(r"ILSVRC2012_val_(\d{8})", re.IGNORECASE)
@@ -387,7 +387,7 @@ def detect_class_subset(data: str | os.PathLike | None) -> str | None:
     _, dirs = _scan(Path(data))
     if len(dirs) < 2 or not all(_SYNSET_RE.match(d) for d in dirs):
         return None
-    from ..functional.subsets import TIMM_SUBSETS, timm_info_dir
+    from ..data.subsets import TIMM_SUBSETS, timm_info_dir
 
     for name in TIMM_SUBSETS:
         f = timm_info_dir() / f"{name}_synsets.txt"
@@ -405,7 +405,7 @@ def resolve_class_subset(spec: str | None, data=None) -> tuple[torch.Tensor | No
         spec = detect_class_subset(data)
         if spec is None:
             return None, None
-    from ..functional.subsets import TIMM_SUBSETS, load_class_subset
+    from ..data.subsets import TIMM_SUBSETS, load_class_subset
 
     if spec in TIMM_SUBSETS:
         return load_class_subset(spec), spec

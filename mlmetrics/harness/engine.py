@@ -12,8 +12,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .._ops import topk_stats
-from ..labels import LabelSets
+from ..ops import topk_stats
+from ..data.labels import LabelSets
 from .data import EvalDataset, collate_skip
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}

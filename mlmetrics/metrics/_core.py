@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .._ops import topk_stats
+from ..ops import topk_stats
 
 #: metric groups a ``ClassificationMetrics`` can be asked for (``include=``)
 GROUPS = ("accuracy", "nll", "calibration", "ood", "multilabel")
@@ -109,12 +109,11 @@ def row_features(cfg: Config, st, has_target: bool, set_sizes: torch.Tensor | No
     lse = stats[:, 1]
     cols += [max_logit]
     if cfg.with_softmax:
-        max_prob = torch.exp(st.max_logit - st.logsumexp).to(f64)  # fp32 like torchmetrics' softmax
+        max_prob = st.max_prob.to(f64)  # exp(-log_normalizer): full fp32 precision at any magnitude
         entropy = stats[:, 2]
         sum_p2 = stats[:, 3]
         if has_target:
-            tlogit = stats[:, 4]
-            nll = (lse - tlogit).clamp(min=0.0)  # fp32 rounding of lse can put it 1 ulp below
+            nll = st.nll.to(f64)
             p_t = torch.exp(-nll)
             brier = sum_p2 - 2.0 * p_t + 1.0
         else:

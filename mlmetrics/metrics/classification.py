@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..labels import LabelSets
+from ..data.labels import LabelSets
 from . import _core
 from ._core import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES
 

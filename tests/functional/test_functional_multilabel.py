@@ -107,7 +107,7 @@ def test_real_accuracy_matches_timm(tmp_path):
 def test_imagenet_real_label_statistics():
     ls = LabelSets.imagenet_real()
     hist = F.label_count_histogram(ls)
-    lists = json.load(open(__import__("mlmetrics.labels", fromlist=["x"]).imagenet_real_labels_path()))
+    lists = json.load(open(__import__("mlmetrics.data.labels", fromlist=["x"]).imagenet_real_labels_path()))
     want = np.bincount([len(s) for s in lists])
     assert hist.tolist() == want.tolist()
     nonempty = len(lists) - want[0]

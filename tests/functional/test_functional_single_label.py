@@ -161,7 +161,7 @@ def test_class_subset_equals_sliced_logits():
 
 
 def test_load_class_subset_timm_files():
-    from mlmetrics.functional.subsets import timm_info_dir
+    from mlmetrics.data.subsets import timm_info_dir
 
     synsets_1k = (timm_info_dir() / "imagenet_synsets.txt").read_text().split()
     assert len(synsets_1k) == 1000

@@ -14,7 +14,7 @@ import torch
 from mlmetrics import LabelSets
 from mlmetrics.cli import main
 from mlmetrics.harness import build_dataset, load_logits, read_annotations, run_eval
-from mlmetrics.labels import imagenet_real_labels_path
+from mlmetrics.data.labels import imagenet_real_labels_path
 from mlmetrics.metrics import ClassificationMetrics
 
 MODEL = "test_efficientnet"  # timm's ~0.1M-param test model (random init, 1000 classes)
@@ -257,7 +257,7 @@ def test_limit_and_errors(val_flat, tmp_path, capsys):
 
 
 def test_class_subset_imagenet_r(tmp_path):
-    from mlmetrics.functional.subsets import load_class_subset, timm_info_dir
+    from mlmetrics.data.subsets import load_class_subset, timm_info_dir
     from mlmetrics.harness import detect_class_subset, rescore
 
     syn = (timm_info_dir() / "imagenet_r_synsets.txt").read_text().split()

@@ -9,7 +9,7 @@ import torch
 
 import mlmetrics
 from mlmetrics import LabelSets
-from parity import assert_same_topk_stats
+from tests.ops.parity import assert_same_topk_stats
 
 
 def _backends():

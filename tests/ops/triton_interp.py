@@ -1,8 +1,8 @@
-"""Run the Triton kernels under the interpreter (CPU tensors) for the tests in this folder.
+"""Run the Triton kernels under the interpreter (CPU tensors) for the Triton tests (imported by them).
 
 The interpreter is chosen when a kernel is *decorated*, so TRITON_INTERPRET=1 must be set when
-mlmetrics.triton is imported. It is set here only while importing (and re-importing, should
-an earlier test module have imported mlmetrics.triton without it), then restored, and set
+mlmetrics.ops.triton is imported. It is set here only while importing (and re-importing, should
+an earlier test module have imported mlmetrics.ops.triton without it), then restored, and set
 again per test by an autouse fixture (mlmetrics._ops checks it when picking backend="triton"),
 so tests in other folders see the environment unchanged.
 """
@@ -22,13 +22,13 @@ try:
     except Exception:  # pragma: no cover - triton missing
         HAVE_TRITON = False
     if HAVE_TRITON:
-        import mlmetrics.triton  # noqa: F401
+        import mlmetrics.ops.triton  # noqa: F401
         from triton.runtime.interpreter import InterpretedFunction
 
-        _tk = sys.modules["mlmetrics.triton.topk_stats"]  # (the package attribute is the function)
+        _tk = sys.modules["mlmetrics.ops.triton.topk_stats"]  # (the package attribute is the function)
         if not isinstance(_tk._topk_stats_kernel, InterpretedFunction):
             importlib.reload(_tk)
-            importlib.reload(sys.modules["mlmetrics.triton"])
+            importlib.reload(sys.modules["mlmetrics.ops.triton"])
 finally:
     if _prev is None:
         os.environ.pop("TRITON_INTERPRET", None)

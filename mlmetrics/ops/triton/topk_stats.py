@@ -35,8 +35,16 @@ import torch
 import triton
 import triton.language as tl
 
-NUM_STATS = 6
-MAX_FUSED_K = 128
+from ..schema import MAX_FUSED_K, NUM_STATS, Stat
+
+S_MAX_LOGIT: tl.constexpr = tl.constexpr(int(Stat.MAX_LOGIT))
+S_LOGSUMEXP: tl.constexpr = tl.constexpr(int(Stat.LOGSUMEXP))
+S_ENTROPY: tl.constexpr = tl.constexpr(int(Stat.ENTROPY))
+S_SUM_P2: tl.constexpr = tl.constexpr(int(Stat.SUM_P2))
+S_TARGET_LOGIT: tl.constexpr = tl.constexpr(int(Stat.TARGET_LOGIT))
+S_NONFINITE: tl.constexpr = tl.constexpr(int(Stat.NONFINITE))
+S_LOG_NORMALIZER: tl.constexpr = tl.constexpr(int(Stat.LOG_NORMALIZER))
+S_NUM: tl.constexpr = tl.constexpr(NUM_STATS)
 
 _INT32_MAX = 2147483647
 _INT32_MIN: tl.constexpr = tl.constexpr(-2147483648)
@@ -207,26 +215,29 @@ def _topk_stats_kernel(
 
     # ---- row statistics
     nonfinite = (row_max_ok >= _KEY_POSINF) | (row_max_ok == _KEY_NEGINF)
-    sbase = out_stats_ptr + rows * 6
+    sbase = out_stats_ptr + rows * S_NUM
     if WITH_SOFTMAX:
         log_s = tl.log2(s_run) * LN2
         lse = tl.where(nonfinite, float("nan"), m_run + log_s)
+        lnorm = tl.where(nonfinite, float("nan"), log_s)
         ent = tl.where(nonfinite, float("nan"), log_s - u_run / s_run)
         sp2 = tl.where(nonfinite, float("nan"), q_run / (s_run * s_run))
     else:
         lse = tl.full([BLOCK_R], float("nan"), tl.float32)
         ent = lse
         sp2 = lse
-    tl.store(sbase + 1, lse, mask=rmask)
-    tl.store(sbase + 2, ent, mask=rmask)
-    tl.store(sbase + 3, sp2, mask=rmask)
-    tl.store(sbase + 5, nonfinite.to(tl.float32), mask=rmask)
+        lnorm = lse
+    tl.store(sbase + S_LOGSUMEXP, lse, mask=rmask)
+    tl.store(sbase + S_ENTROPY, ent, mask=rmask)
+    tl.store(sbase + S_SUM_P2, sp2, mask=rmask)
+    tl.store(sbase + S_LOG_NORMALIZER, lnorm, mask=rmask)
+    tl.store(sbase + S_NONFINITE, nonfinite.to(tl.float32), mask=rmask)
     if HAS_TARGET:
-        tl.store(sbase + 4, xt, mask=rmask)
+        tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
         cnt = tl.sum(cnt_lane, 1)
         tl.store(out_rank_ptr + rows, tl.where(tvalid, cnt.to(tl.int64), -1), mask=rmask)
     else:
-        tl.store(sbase + 4, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
+        tl.store(sbase + S_TARGET_LOGIT, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
 
     # ---- top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
     buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
@@ -260,7 +271,7 @@ def _topk_stats_kernel(
             h = tl.max(tl.where(sel, hit, 0), 1)
             tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
         if j == 0:
-            tl.store(sbase + 0, v, mask=rmask)
+            tl.store(sbase + S_MAX_LOGIT, v, mask=rmask)
 
 
 @triton.jit

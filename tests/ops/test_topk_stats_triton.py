@@ -1,4 +1,4 @@
-"""Parity of the Triton topk_stats (run by the interpreter on CPU, see conftest.py) with the
+"""Parity of the Triton topk_stats (run by the interpreter on CPU, see triton_interp.py) with the
 float64 NumPy oracle mlmetrics.reference.topk_stats.
 
 Exact: topk indices, topk logits (bit-for-bit up to NaN payloads), hits, target ranks,
@@ -14,9 +14,12 @@ import torch
 pytest.importorskip("triton")
 warnings.filterwarnings("ignore", message=".*compiled extension.*")
 
+from tests.ops.triton_interp import _triton_interpret  # noqa: E402,F401  (autouse: TRITON_INTERPRET=1)
 import mlmetrics  # noqa: E402
-from mlmetrics import LabelSets, reference  # noqa: E402
-import mlmetrics.triton  # noqa: E402,F401
+from mlmetrics import LabelSets
+from mlmetrics.ops import reference  # noqa: E402
+from mlmetrics.ops.schema import NUM_STATS, Stat  # noqa: E402
+import mlmetrics.ops.triton  # noqa: E402,F401
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -27,7 +30,7 @@ STAT_ATOL = 2e-5
 def triton_topk_stats(*args, **kw):
     import sys
 
-    m = sys.modules["mlmetrics.triton.topk_stats"]  # the (possibly re-imported) interpreted module
+    m = sys.modules["mlmetrics.ops.triton.topk_stats"]  # the (possibly re-imported) interpreted module
     return m.topk_stats(*args, **kw)
 
 
@@ -35,7 +38,7 @@ def assert_matches(out, ref, k, n):
     vals, idx, hits, stats, rank = out
     rv, ri, rh, rs, rr = ref
     assert vals.shape == rv.shape == (n, k) and vals.dtype == torch.float32
-    assert idx.dtype == torch.int64 and hits.dtype == torch.bool and stats.shape == (n, 6)
+    assert idx.dtype == torch.int64 and hits.dtype == torch.bool and stats.shape == (n, NUM_STATS)
     assert rank.dtype == torch.int64
     assert torch.equal(idx, ri), f"indices differ\n{idx}\n{ri}"
     assert torch.equal(hits, rh)
@@ -43,7 +46,8 @@ def assert_matches(out, ref, k, n):
     torch.testing.assert_close(vals, rv, rtol=0, atol=0, equal_nan=True)
     for col in (0, 4, 5):  # max_logit, target_logit, nonfinite: exact
         torch.testing.assert_close(stats[:, col], rs[:, col], rtol=0, atol=0, equal_nan=True)
-    torch.testing.assert_close(stats[:, 1:4], rs[:, 1:4], rtol=STAT_RTOL, atol=STAT_ATOL, equal_nan=True)
+    soft = [Stat.LOGSUMEXP, Stat.ENTROPY, Stat.SUM_P2, Stat.LOG_NORMALIZER]
+    torch.testing.assert_close(stats[:, soft], rs[:, soft], rtol=STAT_RTOL, atol=STAT_ATOL, equal_nan=True)
 
 
 def special_logits(n, c, dtype, seed=0):
@@ -183,7 +187,7 @@ def test_empty_batch_and_no_optionals():
     x = torch.randn(0, 10)
     vals, idx, hits, stats, rank = triton_topk_stats(x, 3, torch.zeros(0, dtype=torch.int64), None, None, None, True)
     assert vals.shape == (0, 3) and idx.shape == (0, 3) and hits.shape == (0, 0)
-    assert stats.shape == (0, 6) and rank.shape == (0,)
+    assert stats.shape == (0, NUM_STATS) and rank.shape == (0,)
     x = torch.randn(5, 10)
     vals, idx, hits, stats, rank = triton_topk_stats(x, 3, None, None, None, None, True)
     assert hits.shape == (5, 0) and rank.shape == (0,)
@@ -286,7 +290,7 @@ def test_hypothesis_parity(case):
 
 # --- shared parity generator (tests/parity.py) through the public API ----------------------
 try:
-    from parity import assert_same_topk_stats, topk_cases
+    from tests.ops.parity import assert_same_topk_stats, topk_cases
 except ImportError:  # pragma: no cover - run without tests/conftest.py
     topk_cases = None
 

@@ -1,5 +1,6 @@
-// Shared declarations of the mlmetrics ops (CPU and CUDA implementations).
-// Semantics: mlmetrics/reference.py is the contract.
+// The op contract for C++ (CPU and CUDA): row_stats columns, the result tuple, the entry points.
+// Python twin: mlmetrics/ops/schema.py (same columns; tests/ops/test_schema.py keeps them equal).
+// Semantics: mlmetrics/ops/reference.py.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,11 +11,7 @@
 #include <string>
 #include <tuple>
 
-#if defined(__CUDACC__)
-#define MLM_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define MLM_HOST_DEVICE inline
-#endif
+#include "keys.h"
 
 namespace mlmetrics {
 
@@ -26,33 +23,14 @@ enum Stat : int64_t {
   kStatSumP2 = 3,
   kStatTargetLogit = 4,
   kStatNonFinite = 5,
-  kNumStats = 6,
+  kStatLogNormalizer = 6,  // log sum exp(x - max_logit): probabilities exp((x - max) - this), exact at any magnitude
+  kNumStats = 7,
 };
 
 // (topk_logits f32 [N,k], topk_indices i64 [N,k], hits bool [N,k] or [N,0],
 //  row_stats f32 [N,kNumStats], target_rank i64 [N] or [0])
 using TopKStatsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
-// order_key: a uint32 whose unsigned order is the rank order of float32 values:
-// NaN (any payload) above +inf above every finite value above -inf; -0.0 == +0.0.
-MLM_HOST_DEVICE uint32_t order_key(float x) {
-  if (x != x) return 0xFFFFFFFFu;
-  if (x == 0.0f) x = 0.0f;  // -0.0 -> +0.0
-  uint32_t u;
-#if defined(__CUDA_ARCH__)
-  u = __float_as_uint(x);
-#else
-  std::memcpy(&u, &x, sizeof(u));
-#endif
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
-// rank_key: order_key in the high word, the complemented class index in the low word,
-// so a larger rank_key is earlier in rank order (ties go to the lower class index).
-MLM_HOST_DEVICE uint64_t rank_key(float x, uint32_t index) {
-  return (static_cast<uint64_t>(order_key(x)) << 32) | static_cast<uint64_t>(~index);
-}
-MLM_HOST_DEVICE uint32_t rank_key_index(uint64_t key) { return ~static_cast<uint32_t>(key); }
 
 // class_subset (optional int64 [C']): the op then sees row i as logits[i, class_subset[j]], j in [0, C'),
 // without copying the logits; every index it returns or takes (top-k, target, labels) is in [0, C').
@@ -87,8 +65,12 @@ using TopKStatsFn = TopKStatsResult (*)(const at::Tensor&, int64_t, const std::o
 template <TopKStatsFn topk_stats>
 std::tuple<at::Tensor, at::Tensor> softmax_topk_via(const at::Tensor& logits, int64_t k) {
   const TopKStatsResult s = topk_stats(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true);
-  const at::Tensor lse = std::get<3>(s).select(1, kStatLogSumExp).unsqueeze(1);
-  return {at::exp(std::get<0>(s) - lse), std::get<1>(s)};
+  // In float64 (N x k values): x - max is then exact and exp adds no fp32 rounding, so every
+  // probability keeps a relative error of a few fp32 ulps at any logit magnitude.
+  const at::Tensor st = std::get<3>(s).to(at::kDouble);
+  const at::Tensor shift = st.select(1, kStatMaxLogit).unsqueeze(1);
+  const at::Tensor log_norm = st.select(1, kStatLogNormalizer).unsqueeze(1);
+  return {at::exp((std::get<0>(s).to(at::kDouble) - shift) - log_norm).to(at::kFloat), std::get<1>(s)};
 }
 
 template <TopKStatsFn topk_stats>

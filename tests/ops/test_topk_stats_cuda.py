@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlmetrics import reference
-from mlmetrics._ops import has_cuda_kernels
+from mlmetrics.ops import reference
+from mlmetrics.ops.schema import NUM_STATS, Stat
+from mlmetrics.ops import has_cuda_kernels
 
 _HAS_CUDA = torch.cuda.is_available()
 pytestmark = [
@@ -27,8 +28,8 @@ pytestmark = [
 ]
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-SOFT_COLS = [reference.STAT_LOGSUMEXP, reference.STAT_ENTROPY, reference.STAT_SUM_P2]
-EXACT_COLS = [reference.STAT_MAX_LOGIT, reference.STAT_TARGET_LOGIT, reference.STAT_NONFINITE]
+SOFT_COLS = [Stat.LOGSUMEXP, Stat.ENTROPY, Stat.SUM_P2, Stat.LOG_NORMALIZER]
+EXACT_COLS = [Stat.MAX_LOGIT, Stat.TARGET_LOGIT, Stat.NONFINITE]
 
 
 def _op(logits, k, target=None, ranges=None, labels=None, subset=None, with_softmax=True):
@@ -200,7 +201,7 @@ def test_empty_and_single_class():
     for dtype in DTYPES:
         x = torch.empty(0, 10, device="cuda", dtype=dtype)
         out = _op(x, 3, torch.empty(0, dtype=torch.int64, device="cuda"))
-        assert [tuple(t.shape) for t in out] == [(0, 3), (0, 3), (0, 0), (0, 6), (0,)]
+        assert [tuple(t.shape) for t in out] == [(0, 3), (0, 3), (0, 0), (0, NUM_STATS), (0,)]
     _case(5, 1, 1, torch.float32, "special", seed=3)
 
 

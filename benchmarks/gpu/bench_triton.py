@@ -1,6 +1,6 @@
 """GPU check + benchmark of the Triton topk_stats (run on a CUDA machine, no interpreter).
 
-    PYTHONUNBUFFERED=1 python -m mlmetrics.triton.bench_topk_stats [--quick] [--no-check]
+    PYTHONUNBUFFERED=1 python -m mlmetrics.ops.triton.bench_topk_stats [--quick] [--no-check]
 
 Prints, per shape, the kernel time, the logits bandwidth (bytes of logits read / time) and
 ``torch.softmax(x, -1).topk(k)`` in the same process for comparison.
@@ -14,8 +14,8 @@ import torch
 
 warnings.simplefilter("ignore")
 
-from mlmetrics import reference  # noqa: E402
-from mlmetrics.triton.topk_stats import _torch_order_key, topk_stats  # noqa: E402
+from mlmetrics.ops import reference  # noqa: E402
+from mlmetrics.ops.triton.topk_stats import _torch_order_key, topk_stats  # noqa: E402
 
 
 def fast_oracle_topk(x, k):

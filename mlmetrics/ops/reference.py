@@ -10,26 +10,22 @@ Ordering of classes within a row ("rank order"):
   * -0.0 and +0.0 are equal;
   * equal values are ordered by class index, lower index first.
 
-Per-row statistics (``row_stats`` columns, see ``STAT_*``):
+Per-row statistics (``row_stats`` columns, :class:`mlmetrics.ops.schema.Stat`):
   * ``max_logit``: the first class in rank order's logit (NaN when the row holds NaN);
   * ``logsumexp``, ``entropy`` (nats), ``sum_p2`` (sum of squared softmax probabilities)
     are NaN when ``with_softmax=False`` (not computed) or when the softmax of the row is
     undefined: the row holds NaN or +inf, or every entry is -inf. Such rows have
     ``nonfinite == 1``. -inf entries on their own are fine (probability 0);
-  * ``target_logit``: logits[i, target[i]] as float32, NaN without a target.
+  * ``target_logit``: logits[i, target[i]] as float32, NaN without a target;
+  * ``log_normalizer``: log sum_j exp(x_j - max_logit) (NaN where logsumexp is), so that
+    probabilities exp((x - max_logit) - log_normalizer) keep full fp32 precision at any magnitude.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-STAT_MAX_LOGIT = 0
-STAT_LOGSUMEXP = 1
-STAT_ENTROPY = 2
-STAT_SUM_P2 = 3
-STAT_TARGET_LOGIT = 4
-STAT_NONFINITE = 5
-NUM_STATS = 6
+from .schema import NUM_STATS, Stat
 
 
 def rank_order(logits: np.ndarray) -> np.ndarray:
@@ -77,18 +73,19 @@ def topk_stats(
     stats = np.full((n, NUM_STATS), np.nan)
     for i in range(n):
         row = x[i]
-        stats[i, STAT_MAX_LOGIT] = row[order[i, 0]]
+        stats[i, Stat.MAX_LOGIT] = row[order[i, 0]]
         undefined = bool(np.isnan(row).any() or np.isposinf(row).any() or np.isneginf(row).all())
-        stats[i, STAT_NONFINITE] = float(undefined)
+        stats[i, Stat.NONFINITE] = float(undefined)
         if with_softmax and not undefined:
             m = row.max()
             e = np.exp(row - m)
             s = e.sum()
             p = e / s
-            stats[i, STAT_LOGSUMEXP] = m + np.log(s)
+            stats[i, Stat.LOGSUMEXP] = m + np.log(s)
+            stats[i, Stat.LOG_NORMALIZER] = np.log(s)
             nz = p > 0
-            stats[i, STAT_ENTROPY] = -(p[nz] * np.log(p[nz])).sum()
-            stats[i, STAT_SUM_P2] = (p * p).sum()
+            stats[i, Stat.ENTROPY] = -(p[nz] * np.log(p[nz])).sum()
+            stats[i, Stat.SUM_P2] = (p * p).sum()
 
     target_rank = np.zeros((0,), dtype=np.int64)
     if target is not None:
@@ -96,7 +93,7 @@ def topk_stats(
         target_rank = np.full((n,), -1, dtype=np.int64)
         for i in range(n):
             if 0 <= t[i] < c:
-                stats[i, STAT_TARGET_LOGIT] = x[i, t[i]]
+                stats[i, Stat.TARGET_LOGIT] = x[i, t[i]]
                 target_rank[i] = int(np.nonzero(order[i] == t[i])[0][0])
 
     hits = np.zeros((n, 0), dtype=bool)
@@ -124,9 +121,8 @@ def softmax_topk(logits: torch.Tensor, k: int):
     probs are NaN on rows whose softmax is undefined (see module docstring).
     """
     topk_logits, idx, _, stats, _ = topk_stats(logits, k)
-    x = topk_logits.double()
-    lse = stats[:, STAT_LOGSUMEXP : STAT_LOGSUMEXP + 1].double()
-    return torch.exp(x - lse).float(), idx
+    x = topk_logits.double() - stats[:, Stat.MAX_LOGIT, None].double()
+    return torch.exp(x - stats[:, Stat.LOG_NORMALIZER, None].double()).float(), idx
 
 
 def topk_label_hits(logits: torch.Tensor, label_ranges: torch.Tensor, labels: torch.Tensor, k: int):
