@@ -36,18 +36,20 @@ def topk_stats(
     of a 1000-way model) without copying the logits; every class index in and out (top-k
     indices, target, label sets) is then an index into ``class_subset``.
     """
+    logits = checks.as_logits(logits)
+    num_classes = logits.shape[1]
     if class_subset is not None:
-        checks.check_logits(logits, 1)
-        class_subset = checks.check_class_subset(class_subset, logits)
-    num_classes = logits.shape[1] if class_subset is None else class_subset.numel()
-    checks.check_logits(logits, k, num_classes)
+        class_subset = checks.as_class_subset(class_subset, num_classes, logits.device)
+        num_classes = class_subset.numel()
+    k = checks.check_k(k, num_classes)
+    with_softmax = checks.check_bool(with_softmax, "with_softmax")
     if target is not None:
-        target = checks.check_target(target, logits)
+        target = checks.as_target(target, logits)
     ranges = labels = None
     if label_sets is not None:
         ranges, labels = checks.label_inputs(label_sets, logits, num_classes)
     name = dispatch.resolve_backend(backend, logits, k)
-    out = dispatch.RUNNERS[name](logits, k, target, ranges, labels, class_subset, bool(with_softmax))
+    out = dispatch.RUNNERS[name](logits, k, target, ranges, labels, class_subset, with_softmax)
     return TopKStats(*out)
 
 
@@ -59,7 +61,8 @@ def softmax_topk(logits: torch.Tensor, k: int, *, backend: str = "auto"):
     present, or all -inf) give NaN probabilities; their indices follow the rank order
     (NaN first). See :mod:`mlmetrics.reference`.
     """
-    checks.check_logits(logits, k)
+    logits = checks.as_logits(logits)
+    k = checks.check_k(k, logits.shape[1])
     name = dispatch.resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):
         return torch.ops.mlmetrics.softmax_topk(logits, k)
@@ -74,7 +77,8 @@ def topk_label_hits(logits: torch.Tensor, label_sets, k: int, *, backend: str = 
     Fused with the top-k pass (one read of the logits, no exp, no N x C intermediate).
     ReaL accuracy@k = hits[:, :k].any(1) averaged over samples with a non-empty set.
     """
-    checks.check_logits(logits, k)
+    logits = checks.as_logits(logits)
+    k = checks.check_k(k, logits.shape[1])
     ranges, labels = checks.label_inputs(label_sets, logits, logits.shape[1])
     name = dispatch.resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):
