@@ -455,3 +455,17 @@ def test_real_json_round_trip(tmp_path):
     p = tmp_path / "real.json"
     p.write_text(json.dumps([[1, 0], [], [999]]))
     assert LabelSets.imagenet_real(p).tolist() == [[0, 1], [], [999]]
+
+
+def test_class_subset_made_under_inference_mode():
+    # inference tensors keep no version counter: checked every call, never cached
+    with torch.inference_mode():
+        cs = torch.tensor([3, 1])
+        assert mlmetrics.topk_stats(X, 1, class_subset=cs).topk_indices.tolist() == [[1], [0]]
+        assert F.accuracy(X, torch.tensor([1, 0]), class_subset=cs) == 1.0
+        raises(ValueError, "more than once", mlmetrics.topk_stats, X, 1, class_subset=torch.tensor([1, 1]))
+
+
+def test_csr_from_lists_and_arrays():
+    assert LabelSets([0, 2, 2], [1, 3], 4).tolist() == [[1, 3], []]
+    assert LabelSets(np.array([0, 0]), [], 4).tolist() == [[]]

@@ -26,6 +26,8 @@ class LabelSets:
     def __init__(self, offsets: torch.Tensor, labels: torch.Tensor, num_classes: int,
                  *, _ranges: torch.Tensor | None = None, validate: bool = True):
         offsets = checks.as_tensor(offsets, "offsets")
+        if isinstance(labels, (list, tuple)) and len(labels) == 0:
+            labels = torch.zeros(0, dtype=torch.int64)  # an empty list is no float tensor
         labels = checks.as_tensor(labels, "labels")
         if offsets.dim() != 1 or offsets.numel() < 1:
             raise ValueError(f"offsets must be 1-D [N + 1], got shape {tuple(offsets.shape)}")

@@ -26,15 +26,17 @@ def topk_stats(
     with_softmax: bool = True,
     backend: str = "auto",
 ) -> TopKStats:
-    """One fused pass over ``logits`` [N, C] (fp32/fp16/bf16, any strides).
+    """One fused pass over ``logits`` [N, C] (fp32/fp16/bf16, any strides; float64 is read as
+    float32, NumPy arrays and lists are converted; N = 0 gives empty results).
 
     Returns :class:`TopKStats`: the top-k logits/indices, hits against ``label_sets``
     (a :class:`~mlmetrics.LabelSets` of N samples), per-row statistics and the rank of
-    ``target`` [N] (int). ``with_softmax=False`` skips every exp (logsumexp, entropy and
-    sum_p2 come back NaN): top-k, hits and ranks then cost one read of the logits.
-    ``class_subset`` [C'] (int): score only those columns (e.g. the 200 ImageNet-R classes
-    of a 1000-way model) without copying the logits; every class index in and out (top-k
-    indices, target, label sets) is then an index into ``class_subset``.
+    ``target`` [N] (int; a target outside [0, C) gets rank -1). ``with_softmax=False`` skips
+    every exp (logsumexp, entropy and sum_p2 come back NaN): top-k, hits and ranks then cost
+    one read of the logits. ``class_subset`` [C'] (distinct ints in [0, C)): score only those
+    columns (e.g. the 200 ImageNet-R classes of a 1000-way model) without copying the logits;
+    every class index in and out (top-k indices, target, label sets) is then an index into
+    ``class_subset``. Bad input raises a one-line error (:mod:`.checks`).
     """
     logits = checks.as_logits(logits)
     num_classes = logits.shape[1]

@@ -19,6 +19,7 @@ Policies (the README's "Semantics" section states them for users):
 """
 from __future__ import annotations
 
+import itertools
 import operator
 import warnings
 import weakref
@@ -169,7 +170,8 @@ def as_class_subset(class_subset, num_classes: int, device: torch.device | None 
     if t.is_complex() or t.dtype.is_floating_point or t.dtype == torch.bool:
         raise TypeError(f"class_subset must hold integer class indices, got {t.dtype}")
     t = t.to(device=t.device if device is None else device, dtype=torch.int64).contiguous()
-    seen = CHECKED_SUBSETS.get(id(t))
+    cacheable = not t.is_inference()  # inference tensors keep no version counter
+    seen = CHECKED_SUBSETS.get(id(t)) if cacheable else None
     if seen is not None and seen[0]() is t and seen[1:] == (t._version, num_classes):
         return t
     s = t.sort().values
@@ -180,9 +182,10 @@ def as_class_subset(class_subset, num_classes: int, device: torch.device | None 
         raise ValueError(f"class_subset holds {lo if lo < 0 else hi}, outside [0, C={num_classes})")
     if dup != torch.iinfo(torch.int64).max:
         raise ValueError(f"class_subset holds {dup} more than once (its class indices must be distinct)")
-    if len(CHECKED_SUBSETS) > 256:
-        CHECKED_SUBSETS.clear()
-    CHECKED_SUBSETS[id(t)] = (weakref.ref(t), t._version, num_classes)
+    if cacheable:
+        if len(CHECKED_SUBSETS) > 256:
+            CHECKED_SUBSETS.clear()
+        CHECKED_SUBSETS[id(t)] = (weakref.ref(t), t._version, num_classes)
     return t
 
 
@@ -240,21 +243,13 @@ def label_lists(lists, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     checked against ``[0, num_classes)`` before any narrowing."""
     if isinstance(lists, (str, bytes, dict)) or not _iterable(lists):
         raise TypeError(f"label lists must be a list of per-sample lists of class indices, got {_kind(lists)}")
-    samples = []
-    for i, s in enumerate(lists):
-        if isinstance(s, (torch.Tensor, np.ndarray)):
-            if s.ndim != 1:
-                raise ValueError(f"sample {i}: labels must be a 1-D list of class indices, got shape {tuple(s.shape)}")
-            if not _integer_dtype(s.dtype):
-                raise TypeError(f"sample {i}: labels must be integers, got {_kind(s)}")
-            s = s.tolist()
-        elif isinstance(s, (str, bytes, dict)) or not _iterable(s):
-            raise TypeError(f"sample {i} must be a list of class indices, got {_kind(s)}")
-        elif not isinstance(s, (list, tuple)):
-            s = list(s)
-        samples.append(s)
+    lists = lists if isinstance(lists, (list, tuple)) else list(lists)
+    if all(type(s) is list for s in lists):  # the common case (e.g. JSON): nothing to convert
+        samples = lists
+    else:
+        samples = [_label_sample(i, s) for i, s in enumerate(lists)]
     sizes = np.fromiter((len(s) for s in samples), dtype=np.int64, count=len(samples))
-    flat = [v for s in samples for v in s]
+    flat = list(itertools.chain.from_iterable(samples))
     if set(map(type, flat)) - {int}:  # slow path only for non-int entries
         for i, s in enumerate(samples):
             for v in s:
@@ -272,6 +267,19 @@ def label_lists(lists, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------
+def _label_sample(i: int, s) -> list | tuple:
+    """Sample i of ``label_lists`` as a list or tuple (its entries are checked later)."""
+    if isinstance(s, (torch.Tensor, np.ndarray)):
+        if s.ndim != 1:
+            raise ValueError(f"sample {i}: labels must be a 1-D list of class indices, got shape {tuple(s.shape)}")
+        if not _integer_dtype(s.dtype):
+            raise TypeError(f"sample {i}: labels must be integers, got {_kind(s)}")
+        return s.tolist()
+    if isinstance(s, (str, bytes, dict)) or not _iterable(s):
+        raise TypeError(f"sample {i} must be a list of class indices, got {_kind(s)}")
+    return s if isinstance(s, (list, tuple)) else list(s)
+
+
 def _sample_of(offsets: torch.Tensor, j: int) -> int:
     """The sample whose slice of labels holds position j."""
     return int(torch.searchsorted(offsets, torch.tensor([j]), right=True)[0]) - 1
