@@ -23,6 +23,9 @@ X = torch.tensor([[0.5, 3.0, -1.0, 2.0], [1.0, 0.0, 4.0, 4.0]])
 T = torch.tensor([1, 3])
 SETS = LabelSets.from_lists([[1], [2, 3]], C)
 BACKENDS = mlmetrics.available_backends("cpu")  # cpu, triton (interpreter), reference
+#: (device, backend) pairs this machine runs
+DEVICE_BACKENDS = [("cpu", b) for b in BACKENDS] + \
+    ([("cuda", b) for b in mlmetrics.available_backends("cuda")] if torch.cuda.is_available() else [])
 
 
 def raises(exc, pattern, fn, *args, **kw):
@@ -236,12 +239,15 @@ def test_bad_class_subset(entry, bad):
         raises(exc, pattern, SUBSET_ENTRY_POINTS[entry], torch.tensor(cs))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("device, backend", DEVICE_BACKENDS)
 @pytest.mark.parametrize("bad", ["duplicates", "too large", "negative", "empty"])
-def test_class_subset_checked_identically_on_every_backend(backend, bad):
+def test_class_subset_checked_identically_on_every_backend(device, backend, bad):
     cs, exc, pattern = BAD_SUBSET[bad]
-    raises(exc, pattern, mlmetrics.topk_stats, X, 1, class_subset=torch.tensor(cs, dtype=torch.int64),
-           backend=backend)
+    cs = torch.tensor(cs, dtype=torch.int64, device=device)
+    raises(exc, pattern, mlmetrics.topk_stats, X.to(device), 1, class_subset=cs, backend=backend)
+    # a valid subset after a bad one: scored, never clamped
+    s = mlmetrics.topk_stats(X.to(device), 1, class_subset=torch.tensor([3, 0], device=device), backend=backend)
+    assert s.topk_indices.tolist() == [[0], [0]]
 
 
 def test_duplicate_class_subset_no_longer_scores_zero():

@@ -138,7 +138,8 @@ class ClassificationMetrics:
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None):
-        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16), ``target`` [N] int (optional),
+        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16; float64 read as float32; arrays and
+        lists converted; N = 0 adds no rows), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
         unused when neither ``label_sets`` nor ``num_samples`` was given).
 
