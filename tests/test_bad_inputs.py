@@ -475,3 +475,11 @@ def test_class_subset_made_under_inference_mode():
 def test_csr_from_lists_and_arrays():
     assert LabelSets([0, 2, 2], [1, 3], 4).tolist() == [[1, 3], []]
     assert LabelSets(np.array([0, 0]), [], 4).tolist() == [[]]
+
+
+@pytest.mark.parametrize("backend", ["bogus", None, 1, "CPU"])
+def test_bad_backend_in_every_op(backend):
+    for fn in (lambda: mlmetrics.topk_stats(X, 1, backend=backend), lambda: mlmetrics.softmax_topk(X, 1, backend=backend),
+               lambda: mlmetrics.topk_label_hits(X, SETS, 1, backend=backend),
+               lambda: F.accuracy(X, T, backend=backend)):
+        raises(ValueError, rf"backend must be one of .*, got {re.escape(repr(backend))}", fn)
