@@ -12,32 +12,20 @@ from typing import Sequence
 
 import torch
 
-from ..ops import topk_stats
+from ..ops import checks, topk_stats
 from ..data.labels import LabelSets
 from ..metrics.classification import ClassificationMetrics
 
 
-def _check_target(logits: torch.Tensor, target, num_classes: int) -> torch.Tensor:
-    target = torch.as_tensor(target)
-    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
-        raise ValueError(f"target must be [N={logits.shape[0]}], got shape {tuple(target.shape)}")
-    if target.dtype.is_floating_point or target.dtype == torch.bool:
-        raise TypeError(f"target must be an integer tensor, got {target.dtype}")
-    if target.numel():
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"target holds {lo if lo < 0 else hi}, outside [0, C={num_classes})")
-    return target.to(logits.device)
-
-
 def _run(logits, target=None, label_sets=None, *, topk=(1,), ece_bins=15, include=None, class_subset=None,
          nonfinite="error", max_label_k=None, subgroup_cap=None, backend="auto") -> dict:
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise ValueError(f"logits must be a 2-D [N, C] tensor, got "
-                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
-    scored = logits.shape[1] if class_subset is None else torch.as_tensor(class_subset).numel()
+    logits = checks.as_logits(logits)
+    checks.require_rows(logits)
+    if class_subset is not None:
+        class_subset = checks.as_class_subset(class_subset, logits.shape[1], logits.device)
+    scored = logits.shape[1] if class_subset is None else class_subset.numel()
     if target is not None:
-        target = _check_target(logits, target, scored)
+        target = checks.as_target(target, logits, scored, check_range=True)
     kw = {}
     if label_sets is not None:
         if not isinstance(label_sets, LabelSets):
@@ -226,8 +214,6 @@ def hamming_loss_at_k(logits, label_sets: LabelSets, k: int = 1, **kw) -> float:
 def topk_hit_counts(logits, label_sets: LabelSets, k: int = 5, **kw) -> dict[str, torch.Tensor]:
     """Per-row hamming-style counts at top-k: ``tp`` = |top-k ∩ Y|, ``fp`` = k - tp,
     ``fn`` = |Y| - tp (int64 [N]); one pass, no softmax."""
-    if len(label_sets) != logits.shape[0]:
-        raise ValueError(f"label_sets holds {len(label_sets)} samples but logits has N={logits.shape[0]} rows")
     st = topk_stats(logits, k, label_sets=label_sets, with_softmax=False, **kw)
     tp = st.hits.sum(1)
     sizes = label_sets.sizes().to(tp.device)

@@ -247,8 +247,8 @@ def _div(a, b) -> float:
 
 def check_errors(s: dict[str, torch.Tensor], nonfinite: str, num_classes: int, num_samples: int | None) -> None:
     if float(s["rows"]) == 0:
-        raise RuntimeError("compute() was called before any update() (no rows seen); "
-                           "call update(logits, ...) first")
+        raise RuntimeError("no rows to score: compute() was called before any update() with a non-empty batch "
+                           "(an empty batch, N=0, adds no rows)")
     if float(s["bad_target"]) > 0:
         raise ValueError(f"{int(s['bad_target'])} target(s) outside [0, num_classes={num_classes}) were passed "
                          "to update()")

@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..data.labels import LabelSets
+from ..ops import checks
 from . import _core
 from ._core import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES
 
@@ -75,12 +76,7 @@ class ClassificationMetrics:
         self.class_subset = None
         scored = num_classes
         if class_subset is not None:
-            cs = torch.as_tensor(class_subset)
-            if cs.dim() != 1 or cs.numel() < 1 or cs.dtype.is_floating_point or cs.dtype == torch.bool:
-                raise ValueError("class_subset must be a non-empty 1-D integer tensor")
-            cs = cs.to(torch.int64)
-            if int(cs.min()) < 0 or int(cs.max()) >= num_classes:
-                raise ValueError(f"class_subset holds indices outside [0, num_classes={num_classes})")
+            cs = checks.as_class_subset(class_subset, num_classes, torch.device("cpu"))
             self.class_subset = cs
             scored = cs.numel()
         max_set = None
@@ -136,20 +132,20 @@ class ClassificationMetrics:
             self.records = self.records.to(device)
         if self.label_sets is not None:
             self._sets_on_device = self.label_sets.to(device)
+        if self.class_subset is not None:  # one tensor per device: checked once (see checks.as_class_subset)
+            self.class_subset = self.class_subset.to(device)
 
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None):
-        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16), ``target`` [N] int (optional),
+        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16; float64 read as float32; arrays and
+        lists converted; N = 0 adds no rows), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
         unused when neither ``label_sets`` nor ``num_samples`` was given).
 
         Returns the batch's :class:`~mlmetrics.TopKStats` (k = ``self.cfg.k``, softmax columns NaN
         when no softmax metric is included), so a caller can reuse this one read of the logits."""
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-        if logits.dim() != 2:
-            raise ValueError(f"logits must be 2-D [N, C], got shape {tuple(logits.shape)}")
+        logits = checks.as_logits(logits)
         if logits.shape[1] != self.logits_width:
             raise ValueError(f"logits have C={logits.shape[1]} columns but num_classes={self.logits_width}")
         n = logits.shape[0]
@@ -157,23 +153,14 @@ class ClassificationMetrics:
         self._synced = None
         dev = logits.device
         if target is not None:
-            target = torch.as_tensor(target)
-            if target.dim() != 1 or target.shape[0] != n:
-                raise ValueError(f"target must be [N={n}], got shape {tuple(target.shape)}")
-            if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
-                raise TypeError(f"target must be an integer tensor, got {target.dtype}")
-            target = target.to(dev, torch.int64, non_blocking=True)
+            target = checks.as_target(target, logits)  # range: counted on the device, raised by compute()
 
         need_index = self.label_sets is not None or self.dedupe
         idx = valid_idx = None
         if sample_index is not None:
-            sample_index = torch.as_tensor(sample_index)
-            if sample_index.dim() != 1 or sample_index.shape[0] != n:
-                raise ValueError(f"sample_index must be [N={n}], got shape {tuple(sample_index.shape)}")
-            if sample_index.dtype.is_floating_point or sample_index.dtype == torch.bool:
-                raise TypeError(f"sample_index must be an integer tensor, got {sample_index.dtype}")
+            sample_index = checks.as_int_vector(sample_index, "sample_index", n, dev)
             # without label_sets / num_samples there is nothing to index: checked, then unused
-            idx = sample_index.to(dev, torch.int64, non_blocking=True) if need_index else None
+            idx = sample_index if need_index else None
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")

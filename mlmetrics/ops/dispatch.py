@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from . import reference
+from . import checks, reference
 
 BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
 
@@ -113,8 +113,7 @@ def choose_gpu_backend(n: int, c: int, k: int) -> str:
 
 
 def resolve_backend(backend: str, logits: torch.Tensor, k: int) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    checks.check_choice(backend, "backend", BACKENDS)
     device = logits.device
     if backend == "auto":
         if device.type == "cuda":
