@@ -56,17 +56,18 @@ def classification_spec(cfg: Config) -> dict[str, StateSpec]:
 
 def classification_rows(cfg: Config, stats: TopKStats, target: torch.Tensor | None = None,
                         set_sizes: torch.Tensor | None = None, *, has_target=None, keep: torch.Tensor | None = None,
-                        bad_index: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> Rows:
+                        bad_index: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                        into: dict[str, torch.Tensor] | None = None) -> Rows:
     """Per-row contributions of one batch to every state of :func:`classification_spec`.
 
     ``stats``: the op's output for the batch (k = ``cfg.k``, softmax columns when
     ``cfg.with_softmax``); ``target`` int64 [N] or None; ``set_sizes`` int64 [N] (with label
     sets); ``has_target`` bool or bool [N] (default: ``target is not None``); ``keep`` bool [N]:
     rows to score (the others add only ``bad_index``); ``bad_index`` bool [N]; ``weight`` f64
-    [N]: multiplies every row's contribution."""
+    [N]: multiplies every row's contribution; ``into``: add straight into this state (see :class:`Rows`)."""
     n = stats.row_stats.shape[0]
     dev = stats.row_stats.device
-    rows = Rows(n, dev, weight)
+    rows = Rows(n, dev, weight, into)
     if has_target is None:
         has_target = target is not None
     if target is None:

@@ -74,8 +74,9 @@ class ClassificationMetrics:
     counted on the device and reported by :meth:`compute` as ``ValueError``.
     """
 
-    #: records decoded per step in compute() / sync(): bounds their extra memory
-    RECORD_CHUNK = 8192
+    #: compute() / sync() decode the records in this many steps (at least 256 records each):
+    #: their temporaries stay a small fraction of the records
+    RECORD_STEPS = 64
 
     def __init__(self, num_classes: int, topk: Sequence[int] = (1, 5), label_sets: LabelSets | None = None,
                  ece_bins: int = 15, *, include: Iterable[str] | None = None, class_subset=None,
@@ -218,7 +219,7 @@ class ClassificationMetrics:
         st = _inputs.run_op(logits, self.cfg.k, target=target, label_sets=batch_sets, class_subset=self.class_subset,
                             with_softmax=self.cfg.with_softmax, backend=self.backend)
         rows = None
-        if want_rows or not self.dedupe:
+        if want_rows:
             rows = classification_rows(self.cfg, st, target, sizes, keep=valid,
                                        bad_index=None if valid is None else ~valid)
             rows.sample_index = idx
@@ -227,8 +228,11 @@ class ClassificationMetrics:
             slot = torch.where(valid, idx, torch.full_like(idx, self.num_samples))  # invalid -> trash row
             rec = self.state["records"]
             rec.index_copy_(0, slot, self.records.encode(st, target, sizes).to(rec.dtype))
-        else:
+        elif rows is not None:
             rows.add_to(self.state)
+        else:
+            classification_rows(self.cfg, st, target, sizes, keep=valid, bad_index=None if valid is None else ~valid,
+                                into=self.state)
         return st, rows
 
     def _sample_index(self, sample_index, n: int, dev):
@@ -280,10 +284,13 @@ class ClassificationMetrics:
     # ---- reduction --------------------------------------------------------------------
     def _add_records(self, sums: dict[str, torch.Tensor], records: torch.Tensor) -> None:
         """Decode ``records`` (int32 [n, words]) chunk by chunk and add them into ``sums``."""
-        for a in range(0, records.shape[0], self.RECORD_CHUNK):
-            st, target, has_target, sizes, seen = self.records.decode(records[a:a + self.RECORD_CHUNK])
+        for part in records.split(self._chunk()):
+            st, target, has_target, sizes, seen = self.records.decode(part)
             classification_rows(self.cfg, st, target, sizes if self.cfg.has_labels else None,
-                                has_target=has_target, keep=seen).add_to(sums)
+                                has_target=has_target, keep=seen, into=sums)
+
+    def _chunk(self) -> int:
+        return max(256, -(-(self.num_samples + 1) // self.RECORD_STEPS))
 
     def _local_sums(self) -> dict[str, torch.Tensor]:
         if not self.dedupe:
@@ -315,8 +322,8 @@ class ClassificationMetrics:
             return
         sums = empty_state(self._sums_spec, self._device)
         rec = self.state["records"][: self.num_samples]
-        for a in range(0, rec.shape[0], self.RECORD_CHUNK):
-            part = rec[a:a + self.RECORD_CHUNK].clone()
+        for part in rec.split(self._chunk()):
+            part = part.clone()
             d.all_reduce(part, op=d.ReduceOp.MAX)  # duplicates hold identical words: MAX dedupes
             self._add_records(sums, part)
         sums["bad_index"] += summed["bad_index"]
