@@ -158,7 +158,7 @@ def topk_hit_counts(logits, label_sets: LabelSets, k: int = 5, *, backend="auto"
     from . import _inputs
     from .config import check_backend, check_int
 
-    k = check_int("k", k)
+    k = check_int(k, "k", 1)
     check_backend(backend)
     x = _inputs.as_logits(logits)
     sets = _inputs.batch_label_sets(label_sets, x.shape[0])

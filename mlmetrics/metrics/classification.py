@@ -16,9 +16,9 @@ from ..data.labels import LabelSets
 from ..functional import _inputs
 from ..functional._state import Rows, StateSpec, empty_state, merge_into
 from ..functional.classification import classification_reduce, classification_rows, classification_spec
-from ..functional.config import (DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES, check_backend, check_bool, check_choice,
-                                 check_int, make_config)
-from ..ops import TopKStats
+from ..functional.config import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES, check_backend, check_optional_int, make_config
+from ..ops import TopKStats, checks
+from ..ops.checks import check_bool, check_choice
 from ._core import INT32_MIN, RecordLayout
 
 
@@ -83,26 +83,19 @@ class ClassificationMetrics:
                  nonfinite: str = "error", num_samples: int | None = None, dedupe: bool | None = None,
                  max_label_k: int = DEFAULT_MAX_LABEL_K, subgroup_cap: int | None = None,
                  backend: str = "auto"):
-        num_classes = check_int("num_classes", num_classes)
-        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        num_classes = checks.check_num_classes(num_classes)
+        self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         self.backend = check_backend(backend)
-        num_samples = check_int("num_samples", num_samples, optional=True)
+        num_samples = check_optional_int(num_samples, "num_samples")
         if dedupe is not None:
-            check_bool("dedupe", dedupe)
+            dedupe = check_bool(dedupe, "dedupe")
         if label_sets is not None and not isinstance(label_sets, LabelSets):
             raise TypeError(f"label_sets must be a mlmetrics.LabelSets, got {type(label_sets).__name__}")
         self.logits_width = num_classes
         self.class_subset = None
         scored = num_classes
         if class_subset is not None:
-            cs = torch.as_tensor(class_subset)
-            if cs.dim() != 1 or cs.numel() < 1 or cs.dtype.is_floating_point or cs.dtype == torch.bool:
-                raise ValueError("class_subset must be a non-empty 1-D integer tensor")
-            cs = cs.to(torch.int64)
-            if int(cs.min()) < 0 or int(cs.max()) >= num_classes:
-                raise ValueError(f"class_subset holds indices outside [0, num_classes={num_classes})")
-            if torch.unique(cs).numel() != cs.numel():
-                raise ValueError("class_subset holds duplicate class indices")
+            cs = checks.as_class_subset(class_subset, num_classes, torch.device("cpu"))
             self.class_subset = cs
             scored = cs.numel()
         max_set = None
@@ -160,6 +153,8 @@ class ClassificationMetrics:
         self.state = {k: v.to(device) for k, v in self.state.items()}
         if self.label_sets is not None:
             self._sets_on_device = self.label_sets.to(device)
+        if self.class_subset is not None:  # one tensor per device: checked once (see checks.as_class_subset)
+            self.class_subset = self.class_subset.to(device)
 
     def to(self, *args, **kwargs) -> "ClassificationMetrics":
         """Move the state to a device (``m.to("cuda")``). A dtype argument is accepted and ignored:
@@ -184,7 +179,8 @@ class ClassificationMetrics:
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None) -> TopKStats:
-        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16/fp64), ``target`` [N] int (optional),
+        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16; float64 read as float32; arrays and
+        lists converted; N = 0 adds no rows), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
         unused when neither ``label_sets`` nor ``num_samples`` was given).
 
@@ -209,7 +205,7 @@ class ClassificationMetrics:
         self._synced = None
         dev = logits.device
         if target is not None:
-            target = _inputs.as_target(target, n, dev)
+            target = _inputs.as_target(target, logits)  # range: counted on the device, raised by compute()
         idx, valid = self._sample_index(sample_index, n, dev)
 
         batch_sets = sizes = None
@@ -240,13 +236,9 @@ class ClassificationMetrics:
         need_index = self.label_sets is not None or self.dedupe
         idx = None
         if sample_index is not None:
-            sample_index = torch.as_tensor(sample_index)
-            if sample_index.dim() != 1 or sample_index.shape[0] != n:
-                raise ValueError(f"sample_index must be [N={n}], got shape {tuple(sample_index.shape)}")
-            if sample_index.dtype.is_floating_point or sample_index.dtype == torch.bool:
-                raise TypeError(f"sample_index must be an integer tensor, got {sample_index.dtype}")
+            sample_index = checks.as_int_vector(sample_index, "sample_index", n, dev)
             # without label_sets / num_samples there is nothing to index: checked, then unused
-            idx = sample_index.to(dev, torch.int64, non_blocking=True) if need_index else None
+            idx = sample_index if need_index else None
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")
@@ -265,10 +257,10 @@ class ClassificationMetrics:
         n = stats.row_stats.shape[0]
         dev = stats.row_stats.device
         if target is not None:
-            target = _inputs.as_target(target, n, dev)
+            target = checks.as_int_vector(target, "target", n, dev)
         idx = valid = sizes = None
         if sample_index is not None and (self.label_sets is not None or self.dedupe):
-            idx = torch.as_tensor(sample_index).to(dev, torch.int64)
+            idx = checks.as_int_vector(sample_index, "sample_index", n, dev)
             valid = (idx >= 0) & (idx < self.num_samples)
             idx = torch.where(valid, idx, torch.zeros_like(idx))
         if self.cfg.has_labels:
@@ -469,7 +461,7 @@ class VariableTopKAccuracy(_OneNumber):
     _group = "multilabel"
 
     def __init__(self, num_classes: int, label_sets: LabelSets, fractional: bool = False, **kw):
-        self._key = "variable_topk_fractional" if check_bool("fractional", fractional) else "variable_topk_strict"
+        self._key = "variable_topk_fractional" if check_bool(fractional, "fractional") else "variable_topk_strict"
         super().__init__(num_classes, label_sets=label_sets, **kw)
 
 

@@ -21,22 +21,22 @@ BAD_CONSTRUCTOR = [
     ({"topk": 2.5}, TypeError, "topk must be an int or a sequence of ints"),
     ({"topk": ()}, ValueError, "at least one k"),
     ({"topk": (1, 1)}, ValueError, "duplicates"),
-    ({"topk": (0,)}, ValueError, "every k in topk must be an int >= 1"),
+    ({"topk": (0,)}, ValueError, "every k in topk must be >= 1, got 0"),
     ({"topk": (C + 1,)}, ValueError, r"num_classes=10\]"),
-    ({"num_samples": 0}, ValueError, "num_samples must be an int >= 1"),
-    ({"num_samples": -1}, ValueError, "num_samples must be an int >= 1"),
+    ({"num_samples": 0}, ValueError, "num_samples must be >= 1, got 0"),
+    ({"num_samples": -1}, ValueError, "num_samples must be >= 1, got -1"),
     ({"num_samples": 2.5}, TypeError, "num_samples must be an int"),
     ({"backend": "bogus"}, ValueError, "backend must be one of"),
-    ({"ece_bins": 0}, ValueError, "ece_bins must be an int >= 1"),
+    ({"ece_bins": 0}, ValueError, "ece_bins must be >= 1, got 0"),
     ({"ece_bins": 1.5}, TypeError, "ece_bins must be an int"),
     ({"include": "accuracy"}, TypeError, r"include must be a sequence of group names \(e.g. \('accuracy',\)\)"),
     ({"include": ("acc",)}, ValueError, r"unknown metric groups \['acc'\]"),
     ({"include": ()}, ValueError, "at least one group"),
     ({"nonfinite": "skip"}, ValueError, "nonfinite must be one of"),
     ({"dedupe": "yes", "num_samples": 20}, TypeError, "dedupe must be True or False"),
-    ({"max_label_k": 0}, ValueError, "max_label_k must be an int >= 1"),
-    ({"subgroup_cap": 0}, ValueError, "subgroup_cap must be an int >= 1"),
-    ({"class_subset": [1, 1, 0]}, ValueError, "duplicate"),
+    ({"max_label_k": 0}, ValueError, "max_label_k must be >= 1, got 0"),
+    ({"subgroup_cap": 0}, ValueError, "subgroup_cap must be >= 1, got 0"),
+    ({"class_subset": [1, 1, 0]}, ValueError, "class_subset holds 1 more than once"),
 ]
 
 
@@ -75,12 +75,9 @@ def test_functional_argument_errors():
         F.calibration(X, T, 2.5)
     with pytest.raises(TypeError, match="fractional must be True or False"):
         F.asma(X, LS, fractional="no")
-    with pytest.raises(ValueError, match=r"no rows \(N=0\)"):
-        F.accuracy(X[:0], T[:0])
-    with pytest.raises(ValueError, match=r"no rows \(N=0\)"):
+    with pytest.raises(ValueError, match=r"no rows \(N=0"):
         F.real_accuracy(X[:0], LS[torch.arange(0)], 1)
-    with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
-        F.accuracy(X.tolist(), T)
+    assert F.accuracy(X.tolist(), T) == F.accuracy(X.numpy(), T.numpy()) == F.accuracy(X, T)  # array-likes in
 
 
 @pytest.mark.parametrize("dedupe", [False, True])
