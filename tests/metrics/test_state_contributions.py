@@ -150,3 +150,19 @@ def test_records_reproduce_the_direct_sums(data, include):
     out = c.compute()
     assert out["num_samples"] == N and out["num_targets"] == 29  # row 4 is non-finite
     assert out["top1"] == pytest.approx(F.accuracy(torch.cat([x[:4], x[5:30]]), torch.cat([t[:4], t[5:30]])))
+
+
+def test_records_with_hits_over_several_words():
+    """k > 31: the hits of a row span two record words."""
+    g = torch.Generator().manual_seed(4)
+    n, c = 50, 40
+    x = torch.randn(n, c, generator=g)
+    lists = [sorted({(i * 3 + j * 7) % c for j in range(i % 6)}) for i in range(n)]
+    ls = LabelSets.from_lists(lists, c)
+    a = ClassificationMetrics(c, topk=(1, 33, 40), label_sets=ls)
+    b = ClassificationMetrics(c, topk=(1, 33, 40), label_sets=ls, dedupe=False)
+    assert a.records.hit_words == 2
+    for m in (a, b):
+        m.update(x, sample_index=torch.arange(n))
+    _values_equal(a.compute(), b.compute(), tol=1e-12)
+    assert a.compute()["real_top40"] == 1.0
