@@ -229,3 +229,20 @@ def test_one_class_and_top_level_export():
     x = torch.randn(3, 1)
     assert F.accuracy(x, torch.zeros(3, dtype=torch.int64)) == 1.0
     assert mlmetrics.ClassificationMetrics is mlmetrics.metrics.ClassificationMetrics
+
+
+def test_functional_metrics_do_not_build_a_stateful_metric(monkeypatch):
+    """The functional layer is the base: it composes the groups' update/reduce itself."""
+    from mlmetrics import LabelSets
+
+    def refuse(*a, **k):
+        raise AssertionError("a functional metric built a ClassificationMetrics")
+
+    monkeypatch.setattr(mlmetrics.metrics.ClassificationMetrics, "__init__", refuse)
+    x, t = _data(n=30, c=6, seed=11)
+    ls = LabelSets.from_lists([[int(t[i])] for i in range(30)], 6)
+    for fn in (lambda: F.topk_accuracy(x, t, (1, 2)), lambda: F.macro_accuracy(x, t), lambda: F.nll(x, t),
+               lambda: F.brier_score(x, t), lambda: F.calibration(x, t), lambda: F.ood_scores(x),
+               lambda: F.real_accuracy(x, ls, 1), lambda: F.asma(x, ls), lambda: F.variable_topk_accuracy(x, ls),
+               lambda: F.classification_metrics(x, t, ls)):
+        fn()
