@@ -10,7 +10,9 @@
 //
 // The k-th largest group maximum (k <= 16) in two steps, shared by every version:
 //   floor = the k-th largest of the 16 maxima of 4 groups each (k group maxima are >= it);
-//   t = the k-th largest of the pool of group maxima >= floor (usually about k of them).
+//   t = the k-th largest of the pool of group maxima >= floor (usually about k of them); when the
+//   pool holds at most k + kPoolSlack values, t = floor (also a lower bound): ranking those few
+//   more candidates costs less than the second k-th (measured: benchmarks/cpu_phases.cpp).
 #include <algorithm>
 #include <functional>
 #include <limits>
@@ -31,6 +33,8 @@ inline int64_t scan_group(const float* x, int64_t n, int64_t g, float t, uint32_
   }
   return count;
 }
+
+constexpr int64_t kPoolSlack = 2;
 
 // Whether f flagged groups are rescanned group by group (else one linear pass).
 inline bool rescan_groups(int64_t f, int64_t n) { return f <= (n <= kRescanMaxRow ? 4 : 1); }
@@ -60,7 +64,12 @@ MLM_CLONES float kth_of_pool(float* pool, int64_t m, int64_t k) {
   return t;
 }
 
-inline float kth_group_max(const float* top1, int64_t k) {
+// t (see the top): floor, or the k-th largest of the pool pool[0, m) of group maxima >= floor.
+inline float group_max_bound(float floor, float* pool, int64_t m, int64_t k) {
+  return m <= k + kPoolSlack ? floor : kth_of_pool(pool, m, k);
+}
+
+inline float kth_group_max_bound(const float* top1, int64_t k) {
   const float floor = group_max_floor(top1, k);
   float pool[kGroups];
   int64_t m = 0;
@@ -68,14 +77,14 @@ inline float kth_group_max(const float* top1, int64_t k) {
     pool[m] = top1[g];
     m += top1[g] >= floor;
   }
-  return kth_of_pool(pool, m, k);
+  return group_max_bound(floor, pool, m, k);
 }
 
 int64_t group_candidates_generic(const float* x, int64_t n, const float* top1, const int32_t* block, const float* top2,
                                  int64_t k, uint32_t* out, int64_t cap, float* t_out) {
   float t;
   if (k <= 16) {
-    t = kth_group_max(top1, k);
+    t = kth_group_max_bound(top1, k);
   } else {
     float pool[kGroups];
     std::copy(top1, top1 + kGroups, pool);
@@ -120,18 +129,35 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
                        _mm512_loadu_ps(top1 + 48)};
   const __m512 floor = _mm512_set1_ps(
       kth_of_16_avx512(_mm512_max_ps(_mm512_max_ps(a[0], a[1]), _mm512_max_ps(a[2], a[3])), k));
-  alignas(64) float pool[4 * 16 + 16];  // the group maxima >= floor, m of them
+  __mmask16 keep[4];  // the group maxima >= floor, m of them
   int m = 0;
   for (int q = 0; q < 4; ++q) {
-    const __mmask16 keep = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
-    _mm512_storeu_ps(pool + m, _mm512_maskz_compress_ps(keep, a[q]));
-    m += __builtin_popcount(keep);
+    keep[q] = _mm512_cmp_ps_mask(a[q], floor, _CMP_GE_OQ);
+    m += __builtin_popcount(keep[q]);
   }
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   float t;
-  if (m <= 16) {
-    t = kth_of_16_avx512(_mm512_mask_loadu_ps(ninf, first_lanes(m), pool), k);
+  if (m <= k + kPoolSlack) {
+    t = _mm512_cvtss_f32(floor);
+  } else if (m <= 16) {  // compressed per vector and joined in one register: no compress to memory,
+    __m512 joined = ninf;  // no store-to-load round trip
+    int at = 0;
+    for (int q = 0; q < 4; ++q) {
+      const int c = __builtin_popcount(keep[q]);  // lanes [at, at + c) take kept lanes [0, c)
+      joined = _mm512_mask_permutexvar_ps(joined, first_lanes(at + c) & ~first_lanes(at),
+                                          _mm512_sub_epi32(iota, _mm512_set1_epi32(at)),
+                                          _mm512_maskz_compress_ps(keep[q], a[q]));
+      at += c;
+    }
+    t = kth_of_16_avx512(joined, k);
   } else {  // k > 8 or ties: count, for each pool value, the pool values above it
+    alignas(64) float pool[4 * 16 + 16];
+    int at = 0;
+    for (int q = 0; q < 4; ++q) {
+      _mm512_storeu_ps(pool + at, _mm512_maskz_compress_ps(keep[q], a[q]));
+      at += __builtin_popcount(keep[q]);
+    }
     __m512 v[4];
     const int nv = (m + 15) / 16;
     for (int q = 0; q < nv; ++q) v[q] = _mm512_mask_loadu_ps(ninf, first_lanes(m - 16 * q), pool + 16 * q);
@@ -145,7 +171,6 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
   }
   *t_out = t;
   const __m512 tv = _mm512_set1_ps(t);
-  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   int64_t count = 0;
   uint64_t flagged = 0;
   for (int q = 0; q < 4; ++q) {
@@ -153,7 +178,9 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
     const __mmask16 in = _mm512_mask_cmp_ps_mask(__mmask16(~second), a[q], tv, _CMP_GE_OQ);
     const __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(block + 16 * q), 6),
                                          _mm512_add_epi32(iota, _mm512_set1_epi32(16 * q)));
-    _mm512_mask_compressstoreu_epi32(out + count, in, idx);
+    // compressed in a register, then stored whole (cap >= kGroups leaves room): vpcompressd
+    // to memory is microcoded on AMD Zen 4
+    _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi32(in, idx));
     count += __builtin_popcount(in);
     flagged |= uint64_t{second} << (16 * q);
   }
@@ -180,11 +207,12 @@ __attribute__((target("avx2,popcnt"))) int64_t group_candidates_avx2(const float
                                                                       int64_t k, uint32_t* out, int64_t cap,
                                                                       float* t_out) {
   if (k > 16 || cap < kGroups) return group_candidates_generic(x, n, top1, block, top2, k, out, cap, t_out);
-  uint64_t keep = mask64_avx2<_CMP_GE_OQ>(top1, _mm256_set1_ps(group_max_floor(top1, k)));
+  const float floor = group_max_floor(top1, k);
+  uint64_t keep = mask64_avx2<_CMP_GE_OQ>(top1, _mm256_set1_ps(floor));
   float pool[kGroups];
   int m = 0;
   for (; keep; keep &= keep - 1) pool[m++] = top1[__builtin_ctzll(keep)];
-  const float t = kth_of_pool(pool, m, k);
+  const float t = group_max_bound(floor, pool, m, k);
   *t_out = t;
   const __m256 tv = _mm256_set1_ps(t);
   uint64_t flagged = mask64_avx2<_CMP_GE_OQ>(top2, tv);

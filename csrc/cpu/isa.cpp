@@ -1,11 +1,9 @@
 // ISA detection, the MLMETRICS_CPU_ISA cap and the MLMETRICS_CPU_TUNE choice (see isa.h).
+// Like every file here but topk_stats.cpp, free of torch: benchmarks/cpu_phases.cpp links them.
 #include "isa.h"
 
 #include <cstdlib>
 #include <cstring>
-#include <string>
-
-#include "schema.h"
 
 namespace mlmetrics {
 namespace cpu {
@@ -57,7 +55,4 @@ const char* isa_name(Isa i) { return i == Isa::kAvx512 ? "avx512" : i == Isa::kA
 const char* tune_name(Tune t) { return t == Tune::kAmd ? "amd" : "intel"; }
 
 }  // namespace cpu
-
-std::string cpu_isa() { return cpu::isa_name(cpu::isa()); }
-
 }  // namespace mlmetrics

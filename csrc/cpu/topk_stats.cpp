@@ -125,6 +125,8 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
 }  // namespace
 }  // namespace cpu
 
+std::string cpu_isa() { return cpu::isa_name(cpu::isa()); }
+
 TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                                const std::optional<at::Tensor>& label_ranges,
                                const std::optional<at::Tensor>& labels,
