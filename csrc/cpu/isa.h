@@ -32,9 +32,11 @@ namespace cpu {
 
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
-// The microarchitecture family a choice between equivalent versions is tuned for.
-//   kIntel: Intel cores (full-width 512-bit units, fast vpcompress to memory).
-//   kAmd:   AMD Zen 4/5 (512-bit ops as two 256-bit halves on Zen 4; vpcompress to memory microcoded).
+// The microarchitecture family a choice between equivalent (bit-identical) versions is tuned for.
+//   kIntel: Intel cores. kAmd: AMD Zen 4/5 (on Zen 4 512-bit ops run as two 256-bit halves).
+// One choice depends on it: how softmax_sums_avx512 rounds and forms 2^n (softmax_sums.cpp).
+// Choices that are right on both (no vpcompress to memory, which Zen 4 microcodes; no gathers)
+// are made for both.
 enum class Tune : int { kIntel = 0, kAmd = 1 };
 
 Isa isa();    // the CPU's, capped by MLMETRICS_CPU_ISA
