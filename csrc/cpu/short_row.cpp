@@ -77,11 +77,18 @@ __attribute__((target("avx512f,popcnt"))) void rank_few_avx512(const uint64_t* k
   std::copy(sorted, sorted + k, out);
 }
 
-// k <= 16 and 16 < n: the lane-maxima bound in registers; the candidates' indices compressed
-// in a register and stored whole (no compress-to-memory).
+// n <= 16: every key ranked by rank_few_avx512. k <= 16 < n: the lane-maxima bound in registers;
+// the candidates' indices compressed in a register and stored whole (no compress to memory).
 __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float* x, int64_t n, int64_t k,
                                                                       uint64_t* out) {
-  if (k > 16 || k == 1 || n <= 16) return short_row_topk_generic(x, n, k, out);
+  if (k == 1) return short_row_topk_generic(x, n, k, out);
+  uint64_t keys[kShortRow];
+  if (n <= 16) {  // every key, ranked in vector compares (NaN keys rank like any other)
+    for (int64_t j = 0; j < n; ++j) keys[j] = rank_key(x[j], static_cast<uint32_t>(j));
+    rank_few_avx512(keys, n, k, out);
+    return true;
+  }
+  if (k > 16) return short_row_topk_generic(x, n, k, out);
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 v[kShortRow / 16];
   __m512 lm = ninf;
@@ -103,7 +110,6 @@ __attribute__((target("avx512f,popcnt"))) bool short_row_topk_avx512(const float
     m += __builtin_popcount(in);
   }
   if (m < k) return false;  // cannot happen (k lane maxima are >= t); never rank too few
-  uint64_t keys[kShortRow];
   for (int64_t i = 0; i < m; ++i) keys[i] = rank_key(x[idx[i]], static_cast<uint32_t>(idx[i]));
   if (m <= kRankFew) {
     rank_few_avx512(keys, m, k, out);
