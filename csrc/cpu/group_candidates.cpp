@@ -1,8 +1,8 @@
 // group_candidates and collect_above (kernels.h): from group_scan's per-group top-2, the
 // elements of a row that can be in its top k.
 //
-// t = the k-th largest group maximum is a lower bound of the row's k-th value (the group maxima
-// are distinct elements). A group whose second value is < t contributes its maximum (or nothing),
+// t = the k-th largest group maximum (or a floor of it, below) is a lower bound of the row's k-th
+// value (the group maxima are distinct elements). A group whose second value is < t contributes its maximum (or nothing),
 // index known; the few groups whose second value reaches t ("flagged": they may hold several of
 // the top k) are rescanned (stride kGroups; the row is in L1), or, when that would cost more
 // than a linear pass (several groups, or a row past L1 where each strided element is a cache

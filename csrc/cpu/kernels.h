@@ -44,8 +44,9 @@ using GroupScanFn = bool (*)(const float* x, int64_t n, float* top1, int32_t* bl
 extern const GroupScanFn group_scan;
 
 // ---- group_candidates.cpp ----------------------------------------------------------------
-// From group_scan's output, k <= kGroups: *t_out = the k-th largest group maximum (a lower bound
-// of the row's k-th value); out[0, count) = the indices of every element >= t (>= k, any order).
+// From group_scan's output, k <= kGroups: *t_out = t, a lower bound of the row's k-th value (the
+// k-th largest group maximum, or a floor of it); out[0, count) = the indices of every element >= t
+// (>= k of them, any order).
 // Returns count; -1 when more than cap would be written (ties); -2 when rescanning the flagged
 // groups (second value >= t) would cost more than one linear pass (then: collect_above).
 using GroupCandidatesFn = int64_t (*)(const float* x, int64_t n, const float* top1, const int32_t* block,
