@@ -61,7 +61,7 @@ TORCH_LIBRARY(mlmetrics, m) {
 
 TORCH_LIBRARY_IMPL(mlmetrics, CPU, m) {
   m.impl("topk_stats", &topk_stats_cpu);
-  m.impl("softmax_topk", &softmax_topk_via<topk_stats_cpu>);
+  m.impl("softmax_topk", &softmax_topk_cpu);
   m.impl("topk_label_hits", &topk_label_hits_via<topk_stats_cpu>);
 }
 

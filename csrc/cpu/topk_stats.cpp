@@ -183,4 +183,24 @@ TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::o
   return {topk_logits, topk_indices, hits, row_stats, target_rank};
 }
 
+// softmax_topk: topk_stats, then the k logits of each row turned into probabilities in place,
+// exp((x - max_logit) - log_normalizer) in double (one pass over N x k, no temporaries).
+std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k) {
+  TopKStatsResult s = topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true);
+  at::Tensor probs = std::get<0>(s);
+  const float* st = std::get<3>(s).const_data_ptr<float>();
+  float* p = probs.mutable_data_ptr<float>();
+  const int64_t n = probs.size(0);
+  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / k), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const double shift = st[i * kNumStats + kStatMaxLogit];
+      const double log_norm = st[i * kNumStats + kStatLogNormalizer];
+      for (int64_t j = i * k; j < (i + 1) * k; ++j) {
+        p[j] = static_cast<float>(std::exp((static_cast<double>(p[j]) - shift) - log_norm));
+      }
+    }
+  });
+  return {probs, std::get<1>(s)};
+}
+
 }  // namespace mlmetrics

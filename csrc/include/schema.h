@@ -45,6 +45,7 @@ TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::o
                                const std::optional<at::Tensor>& label_ranges,
                                const std::optional<at::Tensor>& labels,
                                const std::optional<at::Tensor>& class_subset, bool with_softmax);
+std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k);
 
 #ifdef MLMETRICS_WITH_CUDA
 TopKStatsResult topk_stats_cuda(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
