@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -14,7 +15,8 @@ SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5), (4096, 218
 BACKENDS = ["triton", "triton_filtered"]
 
 COLUMNS = [("case", "shape / variant", "{}"), ("backend", "backend", "{}"), ("kernel", "kernel", "{}"),
-           ("hot_per_elem", "hot loop /elem", "{:.2f}"), ("hot_max_per_elem", "hot loop max /elem", "{:.1f}"),
+           ("hot_per_elem", "hot loop /elem", "{:.2f}"), ("hot_rare_per_elem", "exact path /elem", "{:.1f}"),
+           ("rare_iters", "exact tiles /program", "{:.1f}"), ("hot_max_per_elem", "longest /elem", "{:.1f}"),
            ("fixed_per_row", "fixed /row", "{:.0f}"), ("all_in_per_elem", "all-in /elem", "{:.2f}"),
            ("mufu_ex2_per_elem", "EX2 /elem", "{:.3f}"), ("stream_load_bits", "stream loads (bits: n)", "{}"),
            ("registers", "regs", "{}"), ("local_bytes", "local B", "{}"), ("waves", "waves", "{:.2f}"),
@@ -59,6 +61,8 @@ def markdown(rows):
 
 def main(argv=None):
     warnings.simplefilter("ignore")
+    # compiled (not interpreted) kernels: Triton decides when mlmetrics.ops.triton is imported
+    os.environ.pop("TRITON_INTERPRET", None)
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_static", description=__doc__)
     p.add_argument("--shape", action="append", help="NxC:dtype:k, e.g. 65536x1000:float32:5 (repeatable)")
     p.add_argument("--backend", action="append", choices=BACKENDS)

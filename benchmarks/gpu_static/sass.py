@@ -9,7 +9,9 @@ each kernel and reports:
   skipped, e.g. no candidate beats the threshold) and its longest acyclic iteration;
 * the fixed cost: the cheapest path from entry to EXIT outside the hot loop (prologue, epilogue,
   per-row work); when the kernel has no hot loop, the whole cheapest path is fixed cost;
-* per element: (fixed + iterations x hot loop) / elements per thread, with the launch's numbers;
+* per element: (fixed + iterations x hot loop + expected rare iterations x (longest - cheapest
+  iteration)) / elements per thread, with the launch's numbers (e.g. how often a streaming top-k
+  takes its exact path; the caller models that);
 * MUFU (``MUFU.EX2`` etc.) per element on the same path, global load widths on it,
   registers, local memory (``LOCAL`` bytes, ``STL``/``LDL``), and waves on the SMs of an H100.
 
@@ -293,9 +295,34 @@ class KernelSass:
     spills: int             # STL + LDL instructions
     hot: PathCount | None   # cheapest iteration of the hot loop
     hot_max: int | None     # longest acyclic iteration of the hot loop
+    hot_rare: int | None    # cheapest iteration that runs one trip of an inner loop (an exact path)
     fixed: PathCount        # cheapest entry -> EXIT outside the hot loop
     fixed_max: int          # longest acyclic entry -> EXIT (every branch once, loops once)
     other_loops: list[int]  # iteration sizes of the other loops (cheapest)
+
+
+def _size(blocks, ids):
+    return sum(blocks[b].end - blocks[b].start for b in ids)
+
+
+def _one_inner_trip(blocks, hot: Loop, all_loops: list[Loop]) -> int | None:
+    """Cheapest hot-loop iteration that enters one inner loop and runs its body once (e.g. a
+    streaming top-k's exact path with one insertion); None without inner loops."""
+    best = None
+    for lp in all_loops:
+        if not (hot.header < lp.header <= lp.latch < hot.latch):
+            continue
+        to_inner = _path(blocks, hot.header, hot.latch, hot.header, lambda b, h=lp.header: b == h)
+        body = _path(blocks, lp.header, lp.latch, lp.header, lambda b, t=lp.latch: b == t)
+        exits = [x for x in blocks[lp.latch].succ if x > lp.latch]
+        if not (to_inner and body and exits):
+            continue
+        out = _path(blocks, exits[0], hot.latch, exits[0], lambda b: b == hot.latch)
+        if not out:
+            continue
+        n = _size(blocks, to_inner) + _size(blocks, body) - _size(blocks, [lp.header]) + _size(blocks, out)
+        best = n if best is None else min(best, n)
+    return best
 
 
 def analyze_function(name, instrs, labels, res) -> KernelSass:
@@ -315,19 +342,20 @@ def analyze_function(name, instrs, labels, res) -> KernelSass:
     full = _path(blocks, 0, last, 0, exits)
     full_max = _path(blocks, 0, last, 0, exits, best=max)
     fixed = PathCount.of(instrs, blocks, full)
-    hot_max = None
+    hot_max = hot_rare = None
     if hot is not None:
         lp, hc = hot
         if lp.header in full:
             fixed = fixed - hc
         hm = _path(blocks, lp.header, lp.latch, lp.header, lambda b: b == lp.latch, best=max)
         hot_max = sum(blocks[b].end - blocks[b].start for b in hm)
+        hot_rare = _one_inner_trip(blocks, lp, [x for x, _ in iters])
     r = res.get(name, {})
     return KernelSass(
         name=name, instructions=len(instrs), registers=r.get("REG", 0), local_bytes=r.get("LOCAL", 0),
         shared_bytes=r.get("SHARED", 0),
         spills=sum(1 for i in instrs if i.op in ("STL", "LDL")),
-        hot=hot[1] if hot else None, hot_max=hot_max, fixed=fixed,
+        hot=hot[1] if hot else None, hot_max=hot_max, hot_rare=hot_rare, fixed=fixed,
         fixed_max=sum(blocks[b].end - blocks[b].start for b in full_max),
         other_loops=[c.instructions for lp, c in iters if hot is None or lp is not hot[0]],
     )
@@ -359,6 +387,7 @@ class Launch:
     hot_iters: int             # iterations of the hot loop per program
     elems_per_iter: int        # logits elements one program reads per hot-loop iteration
     elem_bytes: int
+    rare_iters: float = 0.0    # expected iterations per program that take the hot loop's longest path
 
 
 @dataclasses.dataclass
@@ -366,6 +395,8 @@ class Cost:
     kernel: str
     hot_per_elem: float | None
     hot_max_per_elem: float | None
+    hot_rare_per_elem: float | None   # the exact path (one inner-loop trip) per element
+    rare_iters: float
     fixed_per_program: int
     fixed_per_row: float
     all_in_per_elem: float
@@ -390,6 +421,10 @@ def cost(k: KernelSass, launch: Launch) -> Cost:
     e_thread = launch.elems_per_program / threads
     it = launch.hot_iters if k.hot is not None else 0
     total = k.fixed.instructions + it * (k.hot.instructions if k.hot else 0)
+    rare = None
+    if k.hot is not None:
+        rare = k.hot_rare if k.hot_rare is not None else k.hot_max
+        total += min(launch.rare_iters, it) * (rare - k.hot.instructions)
     ex2 = k.fixed.mufu.get("MUFU.EX2", 0) + it * (k.hot.mufu.get("MUFU.EX2", 0) if k.hot else 0)
     loads = Counter(k.fixed.loads)
     if k.hot:
@@ -401,6 +436,8 @@ def cost(k: KernelSass, launch: Launch) -> Cost:
         kernel=k.name,
         hot_per_elem=k.hot.instructions / per_iter if per_iter else None,
         hot_max_per_elem=k.hot_max / per_iter if per_iter else None,
+        hot_rare_per_elem=rare / per_iter if per_iter and rare is not None else None,
+        rare_iters=float(min(launch.rare_iters, it)),
         fixed_per_program=k.fixed.instructions,
         fixed_per_row=k.fixed.instructions / launch.rows_per_program,
         all_in_per_elem=total / e_thread,

@@ -38,17 +38,35 @@ def compile_launch(kernel, args, kwargs):
                           options=options.__dict__)
 
 
-def _stream_shape(name, kw, n, c):
-    """(rows per program, hot-loop iterations per program, elements per program, elements per
-    iteration) of a launch."""
+def exact_tiles(tiles: int, tile: int, k: int, rows: int = 1) -> float:
+    """Expected number of a program's tiles that take the exact (longest) path, for i.i.d. logits.
+
+    A streaming top-k admits tile t when one of its ``tile`` values is among the k largest of the
+    first t tiles: probability 1 - C((t-1) tile, k) / C(t tile, k) (1 for the first tile); with
+    several rows per program, when any row does. Sorted or adversarial rows admit more.
+    """
+    total = 0.0
+    for t in range(1, tiles + 1):
+        prev, cur = (t - 1) * tile, t * tile
+        keep = 1.0
+        for j in range(min(k, prev + 1)):
+            keep *= max(prev - j, 0) / (cur - j)
+        total += 1.0 - keep ** rows
+    return total
+
+
+def _stream_shape(name, kw, n, c, k):
+    """(rows per program, hot-loop iterations, elements per program, elements per iteration,
+    expected exact-path iterations) of a launch. The masked tail tile, where a kernel has one after
+    its loop, counts as one more iteration."""
     if name == "_topk_stats_kernel":
-        # tiles of BLOCK_R x BLOCK_C; the masked tail tile after the loop counts as one more iteration
-        r, bc = kw["BLOCK_R"], kw["BLOCK_C"]
-        return r, -(-c // bc), r * c, r * bc
-    if name == "_filtered_kernel":  # tiles of BLOCK_R x (TILE_REP x TILE_C), masked tail inside the loop
+        r, t = kw["BLOCK_R"], kw["BLOCK_C"]
+    elif name == "_filtered_kernel":
         r, t = kw["BLOCK_R"], kw["TILE_REP"] * kw["TILE_C"]
-        return r, -(-c // t), r * c, r * t
-    raise KeyError(name)
+    else:
+        raise KeyError(name)
+    iters = -(-c // t)
+    return r, iters, r * c, r * t, exact_tiles(iters, min(t, c), min(k, c), r)
 
 
 @dataclasses.dataclass
@@ -88,7 +106,7 @@ def analyze(case: Case) -> list[dict]:
     for kernel, grid, args, kw in launches:
         name = kernel.__name__
         try:
-            rpp, iters, elems, per_iter = _stream_shape(name, kw, case.n, case.c)
+            rpp, iters, elems, per_iter, rare = _stream_shape(name, kw, case.n, case.c, kw.get("K", case.k))
         except KeyError:
             continue  # merge / small helper kernels: not on the logits stream
         ck = compile_launch(kernel, args, kw)
@@ -96,7 +114,7 @@ def analyze(case: Case) -> list[dict]:
         nw = kw.get("num_warps", 4)
         launch = sass.Launch(grid=int(torch.tensor(grid).prod()), num_warps=nw, shared_bytes=ck.metadata.shared,
                              elems_per_program=elems, rows_per_program=rpp, hot_iters=iters,
-                             elems_per_iter=per_iter,
+                             elems_per_iter=per_iter, rare_iters=rare,
                              elem_bytes=x.element_size())
         cst = sass.cost(info, launch)
         stream = info.hot.loads if info.hot else info.fixed.loads

@@ -154,6 +154,49 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
 
 
 @triton.jit
+def _store_topk(buf, slots, rows, rmask, row_off, stride_c, x_ptr, subset_ptr, ranges_ptr, labels_ptr, L,
+                out_vals_ptr, out_idx_ptr, out_hits_ptr, sbase,
+                K: tl.constexpr, KP: tl.constexpr, BLOCK_R: tl.constexpr, HAS_SUBSET: tl.constexpr,
+                HAS_LABELS: tl.constexpr):
+    """Write a row block's top-k from its buffer of rank keys [BLOCK_R, KP] (slots >= K unused):
+    logits, indices, hits against the CSR label slice, and the MAX_LOGIT column."""
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    # top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
+    buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
+    buf_idx = rank_key_index(buf)
+    if HAS_LABELS:
+        b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
+        e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
+        b = tl.minimum(tl.maximum(b, 0), L)
+        e_ = tl.minimum(tl.maximum(e_, b), L)
+        n_lab = e_ - b
+        max_lab = tl.max(n_lab, 0)
+        hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
+        for j in range(0, max_lab):
+            lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
+            lv = tl.where(j < n_lab, lv, -1)
+            hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
+    obase = rows * K
+    for j in range(0, K):
+        km = tl.max(buf, 1)
+        sel = buf == km[:, None]
+        buf = tl.where(sel, KEY_MIN, buf)
+        idx = rank_key_index(km)
+        if HAS_SUBSET:
+            col = tl.load(subset_ptr + idx, mask=rmask, other=0)
+        else:
+            col = idx
+        v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
+        tl.store(out_vals_ptr + obase + j, v, mask=rmask)
+        tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
+        if HAS_LABELS:
+            h = tl.max(tl.where(sel, hit, 0), 1)
+            tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
+        if j == 0:
+            tl.store(sbase + S_MAX_LOGIT, v, mask=rmask)
+
+
+@triton.jit
 def _topk_stats_kernel(
     x_ptr, stride_r, stride_c, N, C,
     subset_ptr, target_ptr, ranges_ptr, labels_ptr, L,
@@ -240,39 +283,8 @@ def _topk_stats_kernel(
     else:
         tl.store(sbase + S_TARGET_LOGIT, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
 
-    # ---- top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
-    buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
-    buf_idx = rank_key_index(buf)
-    if HAS_LABELS:
-        b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
-        e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
-        b = tl.minimum(tl.maximum(b, 0), L)
-        e_ = tl.minimum(tl.maximum(e_, b), L)
-        n_lab = e_ - b
-        max_lab = tl.max(n_lab, 0)
-        hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
-        for j in range(0, max_lab):
-            lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
-            lv = tl.where(j < n_lab, lv, -1)
-            hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
-    obase = rows * K
-    for j in range(0, K):
-        km = tl.max(buf, 1)
-        sel = buf == km[:, None]
-        buf = tl.where(sel, KEY_MIN, buf)
-        idx = rank_key_index(km)
-        if HAS_SUBSET:
-            col = tl.load(subset_ptr + idx, mask=rmask, other=0)
-        else:
-            col = idx
-        v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
-        tl.store(out_vals_ptr + obase + j, v, mask=rmask)
-        tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
-        if HAS_LABELS:
-            h = tl.max(tl.where(sel, hit, 0), 1)
-            tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
-        if j == 0:
-            tl.store(sbase + S_MAX_LOGIT, v, mask=rmask)
+    _store_topk(buf, slots, rows, rmask, row_off, stride_c, x_ptr, subset_ptr, ranges_ptr, labels_ptr, L,
+                out_vals_ptr, out_idx_ptr, out_hits_ptr, sbase, K, KP, BLOCK_R, HAS_SUBSET, HAS_LABELS)
 
 
 @triton.jit
@@ -398,7 +410,16 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     if fused:
         return vals, idx, hits, stats, rank
 
-    # ---- large k: top-k of the 64-bit rank keys with torch (materialises N x C keys)
+    vals, idx, hits = _large_k_topk(logits, subset, k, hits, rng, lab, n_lab, dev)
+    return vals, idx, hits, stats, rank
+
+
+def _large_k_topk(logits, subset, k, hits, rng, lab, n_lab, dev):
+    """Top-k for k > MAX_FUSED_K: torch.topk of the 64-bit rank keys (materialises N x C keys),
+    hits by ``_hits_kernel``. Returns (topk_logits, topk_indices, hits); ``hits`` [N, k] or [N, 0]."""
+    c = logits.shape[1] if subset is None else subset.numel()
+    n = logits.shape[0]
+    has_labels = hits.shape[1] > 0
     x32 = logits if subset is None else logits.index_select(1, subset)
     x32 = x32.to(torch.float32)
     ok = _torch_order_key(x32).to(torch.int64)
@@ -410,4 +431,4 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     if has_labels:
         with _device_guard(dev):
             launch(_hits_kernel, (n,), idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
-    return vals, idx, hits, stats, rank
+    return vals, idx, hits
