@@ -19,6 +19,17 @@ LOCAL_BYTES = 0
 GATED_SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5)]
 
 
+#: regression ceilings: the all-in instructions per element each kernel has today on the gated
+#: shapes (+5 %), by (backend, case). A kernel may get cheaper, never dearer; the target budget
+#: above is checked separately (and shown as an expected failure while a kernel is over it).
+CEILINGS = {
+    ("triton", "65536x1000 float32 k=5 softmax"): 60.80 * 1.05,
+    ("triton", "4096x131072 bfloat16 k=5 softmax"): 22.25 * 1.05,
+    ("triton_filtered", "65536x1000 float32 k=5 softmax"): 53.18 * 1.05,
+    ("triton_filtered", "4096x131072 bfloat16 k=5 softmax"): 10.52 * 1.05,
+}
+
+
 def violations(row: dict) -> list[str]:
     """Budget violations of one result row of ``benchmarks.gpu_static`` (empty when within budget)."""
     out = []
@@ -27,7 +38,7 @@ def violations(row: dict) -> list[str]:
         out.append(f"{row['all_in_per_elem']:.2f} instructions/element > {lim}")
     if row["with_softmax"] and abs(row["mufu_ex2_per_elem"] - MUFU_EX2_PER_ELEMENT) > 1e-9:
         out.append(f"{row['mufu_ex2_per_elem']:.3f} MUFU.EX2/element != {MUFU_EX2_PER_ELEMENT}")
-    narrow = {b: n for b, n in row["stream_load_bits"].items() if int(b) < LOAD_BITS}
+    narrow = {int(b): n for b, n in row["stream_load_bits"].items() if int(b) < LOAD_BITS}
     if narrow:
         out.append(f"logits loads narrower than {LOAD_BITS} bits: {narrow}")
     if row["local_bytes"] > LOCAL_BYTES or row["spills"]:

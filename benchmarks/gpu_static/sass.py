@@ -340,6 +340,9 @@ def analyze_function(name, instrs, labels, res) -> KernelSass:
     if hot is not None and hot[1].load_bytes == 0:
         hot = None
     full = _path(blocks, 0, last, 0, exits)
+    if full is None:  # every EXIT predicated (e.g. "@P0 EXIT" then a branch back): end at any EXIT
+        exits = lambda b: b in reach and instrs[blocks[b].end - 1].op == "EXIT"  # noqa: E731
+        full = _path(blocks, 0, last, 0, exits)
     full_max = _path(blocks, 0, last, 0, exits, best=max)
     fixed = PathCount.of(instrs, blocks, full)
     hot_max = hot_rare = None

@@ -32,10 +32,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ..schema import MAX_FUSED_K, NUM_STATS
 from .launch import launch
 from .topk_stats import (S_ENTROPY, S_LOG_NORMALIZER, S_LOGSUMEXP, S_NONFINITE, S_NUM, S_SUM_P2, S_TARGET_LOGIT,
-                         _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, _device_guard, _large_k_topk, _store_topk, order_key,
+                         _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard, _store_topk, order_key,
                          order_key_value, rank_key)
 
 @triton.jit
@@ -176,7 +175,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
         # key(j) > key(t) <=> ok_j > ok_t, or ok_j == ok_t and j < t
         okt = order_key(x)
         t_thr = tl.where(cols[None, :, :] < t_safe[:, None, None], t_ok[:, None, None] - 1, t_ok[:, None, None])
-        cnt += (okt > t_thr).to(tl.int32)
+        cnt += tl.sum((okt > t_thr).to(tl.int32), 1)
     return buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt
 
 
@@ -221,7 +220,7 @@ def _filtered_kernel(
     else:
         t_safe = tl.zeros([BLOCK_R], dtype=tl.int64)
         t_ok = tl.zeros([BLOCK_R], dtype=tl.int32)
-    cnt = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.int32)
+    cnt = tl.zeros([BLOCK_R, TILE_C], dtype=tl.int32)
 
     pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
     pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
@@ -295,7 +294,7 @@ def _filtered_kernel(
     tl.store(sbase + S_NONFINITE, nonfinite.to(tl.float32), mask=rmask)
     if HAS_TARGET:
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
-        tl.store(out_rank_ptr + rows, tl.where(tvalid, tl.sum(tl.sum(cnt, 2), 1).to(tl.int64), -1), mask=rmask)
+        tl.store(out_rank_ptr + rows, tl.where(tvalid, tl.sum(cnt, 1).to(tl.int64), -1), mask=rmask)
     else:
         tl.store(sbase + S_TARGET_LOGIT, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
     _store_topk(buf, slots, rows, rmask, row_off, stride_c, x_ptr, subset_ptr, ranges_ptr, labels_ptr, L,
@@ -304,8 +303,8 @@ def _filtered_kernel(
 
 def _config(n: int, c: int, k: int, elem_size: int):
     """(BLOCK_R, TILE_REP, TILE_C, num_warps): one warp per program; a row's tile is TILE_REP
-    vectors of 16 bytes per lane (up to 32 values per thread: 8 fp32 / 4 16-bit vectors); several rows per
-    program when a row is shorter than one warp-wide vector row."""
+    vectors of 16 bytes per lane (up to 32 values per thread: 8 fp32 / 4 16-bit vectors); several
+    rows per program (up to 16 values per thread) when a row is shorter than one warp-wide vector row."""
     vec = 16 // elem_size
     warp_row = 32 * vec
     if c >= warp_row:
@@ -315,7 +314,7 @@ def _config(n: int, c: int, k: int, elem_size: int):
     else:
         tile_c = max(16, triton.next_power_of_2(c))
         tile_rep = 1
-        block_r = min(32, 1024 // tile_c)
+        block_r = min(16, 512 // tile_c)  # <= 16 values per thread: three accumulators each
     block_r = max(1, min(block_r, triton.next_power_of_2(max(n, 1))))
     kp = triton.next_power_of_2(k)
     while block_r > 1 and block_r * kp > 512:
@@ -330,70 +329,25 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     ``tile_c``/``tile_rep``/``block_r`` override the launch configuration (tests use small tiles
     to get several tiles per row at small C).
     """
-    if logits.dim() != 2:
-        raise ValueError("logits must be [N, C]")
-    if logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"unsupported logits dtype {logits.dtype}")
-    dev = logits.device
-    n = logits.shape[0]
-    c = int(class_subset.numel()) if class_subset is not None else logits.shape[1]
-    k = int(k)
-    if not 1 <= k <= c:
-        raise ValueError(f"k must be in [1, C={c}], got {k}")
-    has_labels = label_ranges is not None
-    vals = torch.empty((n, k), dtype=torch.float32, device=dev)
-    idx = torch.empty((n, k), dtype=torch.int64, device=dev)
-    hits = torch.empty((n, k if has_labels else 0), dtype=torch.bool, device=dev)
-    stats = torch.empty((n, NUM_STATS), dtype=torch.float32, device=dev)
-    rank = torch.empty((n if target is not None else 0,), dtype=torch.int64, device=dev)
-    if n == 0:
-        return vals, idx, hits, stats, rank
-    subset = class_subset.to(device=dev, dtype=torch.int64).contiguous() if class_subset is not None else None
-    tgt = target.to(device=dev, dtype=torch.int64).contiguous() if target is not None else None
-    if has_labels:
-        if labels is None:
-            raise ValueError("label_ranges needs labels")
-        rng = label_ranges.to(device=dev, dtype=torch.int64).contiguous()
-        lab = labels.to(device=dev).contiguous()
-        if lab.dtype not in (torch.int32, torch.int64):
-            lab = lab.to(torch.int64)
-        n_lab = lab.numel()
-        if n_lab == 0:
-            lab = torch.zeros(1, dtype=torch.int64, device=dev)
-    else:
-        rng = lab = None
-        n_lab = 0
-
-    fused = k <= MAX_FUSED_K
-    kk = k if fused else 1
+    p = Prepared(logits, k, target, label_ranges, labels, class_subset)
+    if p.n == 0:
+        return p.finish(logits)
+    n, c, kk = p.n, p.c, p.kk
     br, rep, tc, nw = _config(n, c, kk, logits.element_size())
     tc = int(tile_c) if tile_c is not None else tc
     rep = int(tile_rep) if tile_rep is not None else rep
     br = int(block_r) if block_r is not None else br
     vec = 16 // logits.element_size()
-    dense = subset is None and logits.stride(1) == 1
+    dense = p.subset is None and logits.stride(1) == 1
     row_align = vec if dense and logits.stride(0) % vec == 0 else 1
     c_align = vec if dense and c % vec == 0 else 1
-    k_vals, k_idx = (vals, idx) if fused else (torch.empty((n, 1), dtype=torch.float32, device=dev),
-                                                torch.empty((n, 1), dtype=torch.int64, device=dev))
-    fused_labels = fused and has_labels
-    dummy = stats
-    with _device_guard(dev):
+    with _device_guard(p.dev):
         launch(_filtered_kernel, (triton.cdiv(n, br),),
-               logits, logits.stride(0), logits.stride(1), n, c,
-               subset if subset is not None else dummy,
-               tgt if tgt is not None else dummy,
-               rng if fused_labels else dummy,
-               lab if fused_labels else dummy, n_lab,
-               k_vals, k_idx, hits.view(torch.int8) if fused_labels else dummy, stats,
-               rank if tgt is not None else dummy,
+               logits, logits.stride(0), logits.stride(1), n, c, *p.kernel_args(),
                K=kk, KP=triton.next_power_of_2(kk), BLOCK_R=br, TILE_REP=rep, TILE_C=tc,
                ROW_ALIGN=row_align, C_ALIGN=c_align,
                BF16_PAIRS=logits.dtype == torch.bfloat16 and row_align > 1 and tc % 2 == 0 and logits.data_ptr() % 4 == 0,
-               HAS_SUBSET=subset is not None, HAS_TARGET=tgt is not None,
-               HAS_LABELS=fused_labels, WITH_SOFTMAX=bool(with_softmax),
+               HAS_SUBSET=p.subset is not None, HAS_TARGET=p.tgt is not None,
+               HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax),
                num_warps=nw)
-    if fused:
-        return vals, idx, hits, stats, rank
-    vals, idx, hits = _large_k_topk(logits, subset, k, hits, rng, lab, n_lab, dev)
-    return vals, idx, hits, stats, rank
+    return p.finish(logits)
