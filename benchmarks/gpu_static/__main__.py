@@ -29,12 +29,23 @@ def parse_shape(s):
     return int(n), int(c), dtype, int(k)
 
 
+def _analyzer(backend):
+    """analyze(Case) -> result rows, for a backend name: the Triton kernels here, the CUDA C++
+    kernels in benchmarks/gpu_static/cuda.py (backend names starting with "cuda")."""
+    if backend.startswith("cuda"):
+        from .cuda import analyze
+    else:
+        from .triton import analyze
+    return analyze
+
+
 def run(shapes, backends, variants=("softmax",)):
-    from .triton import Case, analyze
+    from .triton import Case
 
     rows = []
     for n, c, dtype, k in shapes:
         for b in backends:
+            analyze = _analyzer(b)
             for v in variants:
                 case = Case(b, n, c, dtype, k, with_softmax=v != "no-softmax", target=v == "target")
                 for r in analyze(case):
