@@ -1,9 +1,11 @@
-"""GPU check + benchmark of the Triton topk_stats (run on a CUDA machine, no interpreter).
+"""GPU check + benchmark of the Triton topk_stats kernels (run on a CUDA machine, no interpreter).
 
-    PYTHONUNBUFFERED=1 python -m mlmetrics.ops.triton.bench_topk_stats [--quick] [--no-check]
+    PYTHONUNBUFFERED=1 python -m benchmarks.gpu.bench_triton [--kernel triton|triton_filtered|both]
+                                                             [--quick] [--no-check] [--sweep]
 
-Prints, per shape, the kernel time, the logits bandwidth (bytes of logits read / time) and
-``torch.softmax(x, -1).topk(k)`` in the same process for comparison.
+Prints, per kernel and shape, the parity check against the reference, the kernel time, the logits
+bandwidth (bytes of logits read / time) and ``torch.softmax(x, -1).topk(k)`` in the same process
+for comparison. ``--sweep`` times launch configurations of the "triton" kernel.
 """
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ import torch
 warnings.simplefilter("ignore")
 
 from mlmetrics.ops import reference  # noqa: E402
-from mlmetrics.ops.triton.topk_stats import _torch_order_key, topk_stats  # noqa: E402
+from mlmetrics.ops.triton import filtered  # noqa: E402
+from mlmetrics.ops.triton.topk_stats import _torch_order_key  # noqa: E402
+from mlmetrics.ops.triton.topk_stats import topk_stats as streaming_topk_stats  # noqa: E402
+
+KERNELS = {"triton": streaming_topk_stats, "triton_filtered": filtered.topk_stats}
 
 
 def fast_oracle_topk(x, k):
@@ -27,7 +33,7 @@ def fast_oracle_topk(x, k):
     return 0xFFFFFFFF - (top & 0xFFFFFFFF)
 
 
-def check():
+def check(topk_stats=streaming_topk_stats):
     dev = "cuda"
     g = torch.Generator(device="cpu").manual_seed(0)
     bad = 0
@@ -79,7 +85,7 @@ def check():
     return bad
 
 
-def bench(quick=False):
+def bench(quick=False, topk_stats=streaming_topk_stats):
     from triton.testing import do_bench
 
     dev = "cuda"
@@ -128,7 +134,7 @@ def sweep():
             res = []
             for name, k, use_t, sm in variants:
                 t = tgt if use_t else None
-                ms = do_bench(lambda: topk_stats(x, k, t, None, None, None, sm, block_r=br, block_c=bc,
+                ms = do_bench(lambda: streaming_topk_stats(x, k, t, None, None, None, sm, block_r=br, block_c=bc,
                                                  num_warps=nw), warmup=5, rep=30)
                 res.append(f"{name} {ms:.3f}ms {nbytes / ms / 1e6:.0f}GB/s")
             print(f"sweep {n}x{c} {str(dt)[6:]} R={br} BC={bc} nw={nw}: " + " | ".join(res))
@@ -137,6 +143,7 @@ def sweep():
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
+    p.add_argument("--kernel", choices=[*KERNELS, "both"], default="both")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-check", action="store_true")
     p.add_argument("--sweep", action="store_true")
@@ -145,9 +152,16 @@ if __name__ == "__main__":
     import triton
 
     print("triton", triton.__version__)
-    if not a.no_check:
-        print("mismatches:", check())
-    if a.sweep:
-        sweep()
-    else:
-        bench(a.quick)
+    bad = 0
+    for name in (KERNELS if a.kernel == "both" else [a.kernel]):
+        fn = KERNELS[name]
+        print(f"== kernel {name}")
+        if not a.no_check:
+            m = check(fn)
+            bad += m
+            print(f"mismatches ({name}):", m)
+        if a.sweep and name == "triton":
+            sweep()
+        else:
+            bench(a.quick, fn)
+    raise SystemExit(1 if bad else 0)

@@ -11,7 +11,9 @@ import torch
 
 from . import checks, reference
 
-BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
+BACKENDS = ("auto", "cpu", "cuda", "triton", "triton_filtered", "reference")
+#: backends that "auto" never picks (not yet measured on a GPU); reachable by name
+UNMEASURED_BACKENDS = ("triton_filtered",)
 
 # ---------------------------------------------------------------------------------------
 # The compiled extension
@@ -78,10 +80,17 @@ def _run_triton(logits, k, target, ranges, labels, class_subset, with_softmax):
     return triton_topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
 
 
+def _run_triton_filtered(logits, k, target, ranges, labels, class_subset, with_softmax):
+    from .triton.filtered import topk_stats as filtered_topk_stats
+
+    return filtered_topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
+
+
 RUNNERS: dict[str, Callable] = {
     "cpu": _run_extension,
     "cuda": _run_extension,
     "triton": _run_triton,
+    "triton_filtered": _run_triton_filtered,
     "reference": reference.topk_stats,
 }
 
@@ -95,7 +104,7 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     if device.type == "cuda" and has_cuda_kernels():
         out.append("cuda")
     if _triton_usable(device):
-        out.append("triton")
+        out += ["triton", "triton_filtered"]
     out.append("reference")
     return out
 
@@ -134,6 +143,7 @@ def resolve_backend(backend: str, logits: torch.Tensor, k: int) -> str:
             + ("" if HAS_EXTENSION else f" (not loaded: {EXTENSION_ERROR})"),
             "cuda": "needs a CUDA tensor and the extension built with CUDA (MLMETRICS_CUDA=1)",
             "triton": "needs triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)",
+            "triton_filtered": "needs triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)",
         }[backend]
         raise RuntimeError(f"backend {backend!r} is not available for a tensor on {device}: it {why}")
     return backend

@@ -304,3 +304,116 @@ def test_hypothesis_public_api_shared_cases(case, with_softmax):
     got = mlmetrics.topk_stats(x, k, backend="triton", **kw)
     want = mlmetrics.topk_stats(x, k, backend="reference", **kw)
     assert_same_topk_stats(got, want)
+
+
+# --- the filtered kernel (backend "triton_filtered") ---------------------------------------
+def filtered_topk_stats(*args, **kw):
+    import sys
+
+    return sys.modules["mlmetrics.ops.triton.filtered"].topk_stats(*args, **kw)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("tiles", [None, (16, 1, None), (16, 2, 2), (8, 4, 8)])
+@pytest.mark.parametrize("with_softmax", [True, False])
+def test_filtered_specials_and_tiles(dtype, tiles, with_softmax):
+    n, c, k = 11, 70, 5
+    x = special_logits(n, c, dtype, seed=21)
+    t = random_target(n, c, seed=21)
+    rng, lab = random_label_sets(n, c, seed=21)
+    kw = {} if tiles is None else dict(tile_c=tiles[0], tile_rep=tiles[1], block_r=tiles[2])
+    out = filtered_topk_stats(x, k, t, rng, lab, None, with_softmax, **kw)
+    assert_matches(out, reference.topk_stats(x, k, t, rng, lab, None, with_softmax), k, n)
+
+
+def test_filtered_reference_moves_and_ascending_rows():
+    # rows whose max jumps by far more than the softmax reference's slack after the first tile,
+    # rows that replace the whole top-k in every tile, and ties spread over tiles
+    n, c, k = 5, 96, 6
+    x = torch.arange(n * c, dtype=torch.float32).reshape(n, c) * 0.01
+    x[1] = x[1].flip(0)
+    x[2] = torch.arange(c).float().remainder(5)
+    x[3, 50] = 1e4
+    x[3, 90] = 3e4
+    x[4, :40] = -1e4
+    t = torch.tensor([0, 95, 7, 90, 41])
+    for rep in (1, 2):
+        out = filtered_topk_stats(x, k, t, None, None, None, True, tile_c=16, tile_rep=rep)
+        assert_matches(out, reference.topk_stats(x, k, t), k, n)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "col_slice", "row_col_slice", "odd_row_stride"])
+def test_filtered_non_contiguous(layout):
+    base = special_logits(24, 50, torch.float32, seed=5)
+    if layout == "transposed":
+        x = base.t().contiguous().t()
+    elif layout == "col_slice":
+        x = base[:, ::2]
+    elif layout == "row_col_slice":
+        x = base[1::2, 3:45]
+    else:
+        x = base[:, 1:49]  # unit column stride, row stride 50 (not a multiple of the vector width)
+    n, c = x.shape
+    t = random_target(n, c, seed=5)
+    rng, lab = random_label_sets(n, c, seed=5)
+    for kw in ({}, dict(tile_c=16, tile_rep=2)):
+        out = filtered_topk_stats(x, 4, t, rng, lab, None, True, **kw)
+        assert_matches(out, reference.topk_stats(x, 4, t, rng, lab), 4, n)
+
+
+@pytest.mark.parametrize("c,k", [(1, 1), (9, 9), (40, 40), (130, 130), (150, 129), (600, 64)])
+def test_filtered_k_extremes_and_subset(c, k):
+    n = 5
+    x = special_logits(n, c, torch.bfloat16, seed=c) if c >= 2 else torch.randn(n, c)
+    t = random_target(n, c, seed=c)
+    rng, lab = random_label_sets(n, c, seed=c)
+    out = filtered_topk_stats(x, k, t, rng, lab, None, True)
+    assert_matches(out, reference.topk_stats(x, k, t, rng, lab), k, n)
+    if c >= 2:
+        sub = torch.randperm(c, generator=torch.Generator().manual_seed(c))[: max(k, c // 2)]
+        ts = random_target(n, sub.numel(), seed=c)
+        out = filtered_topk_stats(x, k, ts, None, None, sub, False)
+        assert_matches(out, reference.topk_stats(x, k, ts, None, None, sub, False), k, n)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_case())
+def test_filtered_hypothesis_parity(case):
+    x, k, t, rng, lab, block_c, with_softmax = case
+    kw = {} if block_c is None else dict(tile_c=block_c, tile_rep=2)
+    out = filtered_topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax, **kw)
+    ref = reference.topk_stats(x, k, t, rng, lab if rng is not None else None, None, with_softmax)
+    assert_matches(out, ref, k, x.shape[0])
+
+
+@pytest.mark.skipif(topk_cases is None, reason="tests/parity.py not importable")
+@settings(max_examples=15, deadline=None)
+@given(topk_cases(max_n=6, max_c=300) if topk_cases is not None else st.none(), st.booleans())
+def test_filtered_public_api_shared_cases(case, with_softmax):
+    x, k, target, label_sets, subset = case
+    kw = dict(target=target, label_sets=label_sets, class_subset=subset, with_softmax=with_softmax)
+    got = mlmetrics.topk_stats(x, k, backend="triton_filtered", **kw)
+    want = mlmetrics.topk_stats(x, k, backend="reference", **kw)
+    assert_same_topk_stats(got, want)
+
+
+def test_auto_never_picks_the_filtered_kernel():
+    from mlmetrics.ops import dispatch
+
+    assert "triton_filtered" in dispatch.UNMEASURED_BACKENDS
+    for c in (10, 100, 1000, 131072):
+        assert dispatch.choose_gpu_backend(4096, c, 5) != "triton_filtered"
+
+
+@pytest.mark.parametrize("shape,tiles", [((5, 96), dict(tile_c=16, tile_rep=2)), ((3, 2056), {})])
+def test_filtered_bf16_word_loads(shape, tiles):
+    # dense bf16 rows with an even stride read two values per 32-bit word on full tiles
+    n, c = shape
+    x = special_logits(n, c, torch.bfloat16, seed=c)
+    x[1, 5] = 3e38  # large magnitudes: the fused exponent must stay exact
+    t = random_target(n, c, seed=c)
+    rng, lab = random_label_sets(n, c, seed=c)
+    for xs in (x, x[:, 8:]):  # base offset by 16 bytes: still word-aligned
+        ts = t.clamp(max=xs.shape[1] - 1)
+        out = filtered_topk_stats(xs, 5, ts, rng, lab, None, True, **tiles)
+        assert_matches(out, reference.topk_stats(xs, 5, ts, rng, lab), 5, n)

@@ -36,6 +36,7 @@ import triton
 import triton.language as tl
 
 from ..schema import MAX_FUSED_K, NUM_STATS, Stat
+from .launch import launch
 
 S_MAX_LOGIT: tl.constexpr = tl.constexpr(int(Stat.MAX_LOGIT))
 S_LOGSUMEXP: tl.constexpr = tl.constexpr(int(Stat.LOGSUMEXP))
@@ -153,6 +154,49 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
 
 
 @triton.jit
+def _store_topk(buf, slots, rows, rmask, row_off, stride_c, x_ptr, subset_ptr, ranges_ptr, labels_ptr, L,
+                out_vals_ptr, out_idx_ptr, out_hits_ptr, sbase,
+                K: tl.constexpr, KP: tl.constexpr, BLOCK_R: tl.constexpr, HAS_SUBSET: tl.constexpr,
+                HAS_LABELS: tl.constexpr):
+    """Write a row block's top-k from its buffer of rank keys [BLOCK_R, KP] (slots >= K unused):
+    logits, indices, hits against the CSR label slice, and the MAX_LOGIT column."""
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    # top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
+    buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
+    buf_idx = rank_key_index(buf)
+    if HAS_LABELS:
+        b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
+        e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
+        b = tl.minimum(tl.maximum(b, 0), L)
+        e_ = tl.minimum(tl.maximum(e_, b), L)
+        n_lab = e_ - b
+        max_lab = tl.max(n_lab, 0)
+        hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
+        for j in range(0, max_lab):
+            lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
+            lv = tl.where(j < n_lab, lv, -1)
+            hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
+    obase = rows * K
+    for j in range(0, K):
+        km = tl.max(buf, 1)
+        sel = buf == km[:, None]
+        buf = tl.where(sel, KEY_MIN, buf)
+        idx = rank_key_index(km)
+        if HAS_SUBSET:
+            col = tl.load(subset_ptr + idx, mask=rmask, other=0)
+        else:
+            col = idx
+        v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
+        tl.store(out_vals_ptr + obase + j, v, mask=rmask)
+        tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
+        if HAS_LABELS:
+            h = tl.max(tl.where(sel, hit, 0), 1)
+            tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
+        if j == 0:
+            tl.store(sbase + S_MAX_LOGIT, v, mask=rmask)
+
+
+@triton.jit
 def _topk_stats_kernel(
     x_ptr, stride_r, stride_c, N, C,
     subset_ptr, target_ptr, ranges_ptr, labels_ptr, L,
@@ -239,39 +283,8 @@ def _topk_stats_kernel(
     else:
         tl.store(sbase + S_TARGET_LOGIT, tl.full([BLOCK_R], float("nan"), tl.float32), mask=rmask)
 
-    # ---- top-k in rank order (k rounds of max over the buffer), hits against the CSR slice
-    buf = tl.where(slots[None, :] < K, buf, KEY_MIN)
-    buf_idx = rank_key_index(buf)
-    if HAS_LABELS:
-        b = tl.load(ranges_ptr + rows * 2, mask=rmask, other=0)
-        e_ = tl.load(ranges_ptr + rows * 2 + 1, mask=rmask, other=0)
-        b = tl.minimum(tl.maximum(b, 0), L)
-        e_ = tl.minimum(tl.maximum(e_, b), L)
-        n_lab = e_ - b
-        max_lab = tl.max(n_lab, 0)
-        hit = tl.zeros([BLOCK_R, KP], dtype=tl.int32)
-        for j in range(0, max_lab):
-            lv = tl.load(labels_ptr + b + j, mask=rmask & (j < n_lab), other=-1).to(tl.int64)
-            lv = tl.where(j < n_lab, lv, -1)
-            hit = hit | (buf_idx == lv[:, None]).to(tl.int32)
-    obase = rows * K
-    for j in range(0, K):
-        km = tl.max(buf, 1)
-        sel = buf == km[:, None]
-        buf = tl.where(sel, KEY_MIN, buf)
-        idx = rank_key_index(km)
-        if HAS_SUBSET:
-            col = tl.load(subset_ptr + idx, mask=rmask, other=0)
-        else:
-            col = idx
-        v = tl.load(x_ptr + row_off + col * stride_c, mask=rmask, other=0.0).to(tl.float32)
-        tl.store(out_vals_ptr + obase + j, v, mask=rmask)
-        tl.store(out_idx_ptr + obase + j, idx, mask=rmask)
-        if HAS_LABELS:
-            h = tl.max(tl.where(sel, hit, 0), 1)
-            tl.store(out_hits_ptr + obase + j, h.to(tl.int8), mask=rmask)
-        if j == 0:
-            tl.store(sbase + S_MAX_LOGIT, v, mask=rmask)
+    _store_topk(buf, slots, rows, rmask, row_off, stride_c, x_ptr, subset_ptr, ranges_ptr, labels_ptr, L,
+                out_vals_ptr, out_idx_ptr, out_hits_ptr, sbase, K, KP, BLOCK_R, HAS_SUBSET, HAS_LABELS)
 
 
 @triton.jit
@@ -324,6 +337,71 @@ def _device_guard(dev: torch.device):
     return torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
 
 
+class Prepared:
+    """The host side shared by the Triton wrappers: checked inputs on the logits' device, the
+    outputs, and the kernel's pointer arguments. For k > MAX_FUSED_K the kernel runs with k = 1
+    (row statistics, ranks) and :meth:`finish` takes the top-k with the large-k path."""
+
+    def __init__(self, logits, k, target, label_ranges, labels, class_subset):
+        if logits.dim() != 2:
+            raise ValueError("logits must be [N, C]")
+        if logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise TypeError(f"unsupported logits dtype {logits.dtype}")
+        self.dev = dev = logits.device
+        self.n = n = logits.shape[0]
+        self.c = c = int(class_subset.numel()) if class_subset is not None else logits.shape[1]
+        self.k = k = int(k)
+        if not 1 <= k <= c:
+            raise ValueError(f"k must be in [1, C={c}], got {k}")
+        self.has_labels = label_ranges is not None
+        self.vals = torch.empty((n, k), dtype=torch.float32, device=dev)
+        self.idx = torch.empty((n, k), dtype=torch.int64, device=dev)
+        self.hits = torch.empty((n, k if self.has_labels else 0), dtype=torch.bool, device=dev)
+        self.stats = torch.empty((n, NUM_STATS), dtype=torch.float32, device=dev)
+        self.rank = torch.empty((n if target is not None else 0,), dtype=torch.int64, device=dev)
+        self.subset = self.tgt = self.rng = self.lab = None
+        self.n_lab = 0
+        self.fused = k <= MAX_FUSED_K
+        self.kk = k if self.fused else 1
+        self.fused_labels = self.fused and self.has_labels
+        if n == 0:
+            return
+        if class_subset is not None:
+            self.subset = class_subset.to(device=dev, dtype=torch.int64).contiguous()
+        if target is not None:
+            self.tgt = target.to(device=dev, dtype=torch.int64).contiguous()
+        if self.has_labels:
+            if labels is None:
+                raise ValueError("label_ranges needs labels")
+            self.rng = label_ranges.to(device=dev, dtype=torch.int64).contiguous()
+            lab = labels.to(device=dev).contiguous()
+            if lab.dtype not in (torch.int32, torch.int64):
+                lab = lab.to(torch.int64)
+            self.n_lab = lab.numel()
+            self.lab = lab if self.n_lab else torch.zeros(1, dtype=torch.int64, device=dev)
+        if self.fused:
+            self.k_vals, self.k_idx = self.vals, self.idx
+        else:
+            self.k_vals = torch.empty((n, 1), dtype=torch.float32, device=dev)
+            self.k_idx = torch.empty((n, 1), dtype=torch.int64, device=dev)
+
+    def kernel_args(self):
+        """subset, target, ranges, labels, L, out_vals, out_idx, out_hits, out_stats, out_rank
+        (``stats`` stands in for an absent tensor: never dereferenced when its flag is off)."""
+        d = self.stats
+        return (self.subset if self.subset is not None else d, self.tgt if self.tgt is not None else d,
+                self.rng if self.fused_labels else d, self.lab if self.fused_labels else d, self.n_lab,
+                self.k_vals, self.k_idx, self.hits.view(torch.int8) if self.fused_labels else d, self.stats,
+                self.rank if self.tgt is not None else d)
+
+    def finish(self, logits):
+        """(topk_logits, topk_indices, hits, row_stats, target_rank) after the kernel ran."""
+        if not self.fused and self.n:
+            self.vals, self.idx, self.hits = _large_k_topk(logits, self.subset, self.k, self.hits, self.rng,
+                                                           self.lab, self.n_lab, self.dev)
+        return self.vals, self.idx, self.hits, self.stats, self.rank
+
+
 def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_subset=None,
                with_softmax=True, *, block_c=None, block_r=None, num_warps=None):
     """Triton ``topk_stats``; returns (topk_logits, topk_indices, hits, row_stats, target_rank).
@@ -331,43 +409,10 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     ``block_c``/``block_r``/``num_warps`` override the launch configuration (tests use a small
     ``block_c`` to get several column tiles at small C).
     """
-    if logits.dim() != 2:
-        raise ValueError("logits must be [N, C]")
-    if logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"unsupported logits dtype {logits.dtype}")
-    dev = logits.device
-    n = logits.shape[0]
-    c = int(class_subset.numel()) if class_subset is not None else logits.shape[1]
-    k = int(k)
-    if not 1 <= k <= c:
-        raise ValueError(f"k must be in [1, C={c}], got {k}")
-    has_labels = label_ranges is not None
-    vals = torch.empty((n, k), dtype=torch.float32, device=dev)
-    idx = torch.empty((n, k), dtype=torch.int64, device=dev)
-    hits = torch.empty((n, k if has_labels else 0), dtype=torch.bool, device=dev)
-    stats = torch.empty((n, NUM_STATS), dtype=torch.float32, device=dev)
-    rank = torch.empty((n if target is not None else 0,), dtype=torch.int64, device=dev)
-    if n == 0:
-        return vals, idx, hits, stats, rank
-
-    subset = class_subset.to(device=dev, dtype=torch.int64).contiguous() if class_subset is not None else None
-    tgt = target.to(device=dev, dtype=torch.int64).contiguous() if target is not None else None
-    if has_labels:
-        if labels is None:
-            raise ValueError("label_ranges needs labels")
-        rng = label_ranges.to(device=dev, dtype=torch.int64).contiguous()
-        lab = labels.to(device=dev).contiguous()
-        if lab.dtype not in (torch.int32, torch.int64):
-            lab = lab.to(torch.int64)
-        n_lab = lab.numel()
-        if n_lab == 0:
-            lab = torch.zeros(1, dtype=torch.int64, device=dev)
-    else:
-        rng = lab = None
-        n_lab = 0
-
-    fused = k <= MAX_FUSED_K
-    kk = k if fused else 1
+    p = Prepared(logits, k, target, label_ranges, labels, class_subset)
+    if p.n == 0:
+        return p.finish(logits)
+    n, c, kk = p.n, p.c, p.kk
     br, bc, nw = _config(n, c, kk, logits.element_size())
     if block_c is not None:
         bc = int(block_c)
@@ -375,29 +420,24 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
         br = int(block_r)
     if num_warps is not None:
         nw = int(num_warps)
-    # k > MAX_FUSED_K: the kernel computes the row statistics / ranks with k = 1
-    k_vals, k_idx = (vals, idx) if fused else (torch.empty((n, 1), dtype=torch.float32, device=dev),
-                                                torch.empty((n, 1), dtype=torch.int64, device=dev))
-    fused_labels = fused and has_labels
-    dummy = stats  # any tensor; never dereferenced when the matching flag is off
-    with _device_guard(dev):
-        _topk_stats_kernel[(triton.cdiv(n, br),)](
+    with _device_guard(p.dev):
+        launch(_topk_stats_kernel, (triton.cdiv(n, br),),
             logits, logits.stride(0), logits.stride(1), n, c,
-            subset if subset is not None else dummy,
-            tgt if tgt is not None else dummy,
-            rng if fused_labels else dummy,
-            lab if fused_labels else dummy, n_lab,
-            k_vals, k_idx, hits.view(torch.int8) if fused_labels else dummy, stats,
-            rank if tgt is not None else dummy,
+            *p.kernel_args(),
             K=kk, KP=triton.next_power_of_2(kk), BLOCK_R=br, BLOCK_C=bc,
-            HAS_SUBSET=subset is not None, HAS_TARGET=tgt is not None,
-            HAS_LABELS=fused_labels, WITH_SOFTMAX=bool(with_softmax),
+            HAS_SUBSET=p.subset is not None, HAS_TARGET=p.tgt is not None,
+            HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax),
             num_warps=nw,
         )
-    if fused:
-        return vals, idx, hits, stats, rank
+    return p.finish(logits)
 
-    # ---- large k: top-k of the 64-bit rank keys with torch (materialises N x C keys)
+
+def _large_k_topk(logits, subset, k, hits, rng, lab, n_lab, dev):
+    """Top-k for k > MAX_FUSED_K: torch.topk of the 64-bit rank keys (materialises N x C keys),
+    hits by ``_hits_kernel``. Returns (topk_logits, topk_indices, hits); ``hits`` [N, k] or [N, 0]."""
+    c = logits.shape[1] if subset is None else subset.numel()
+    n = logits.shape[0]
+    has_labels = hits.shape[1] > 0
     x32 = logits if subset is None else logits.index_select(1, subset)
     x32 = x32.to(torch.float32)
     ok = _torch_order_key(x32).to(torch.int64)
@@ -408,5 +448,5 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     vals = torch.gather(x32, 1, idx)
     if has_labels:
         with _device_guard(dev):
-            _hits_kernel[(n,)](idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
-    return vals, idx, hits, stats, rank
+            launch(_hits_kernel, (n,), idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
+    return vals, idx, hits
