@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -84,11 +83,9 @@ class LabelSets:
         Loads the JSON that timm ships (``timm/data/_info/imagenet_real_labels.json``)
         unless ``path`` points at another copy. Excluded images have an empty set.
         """
-        if path is None:
-            path = imagenet_real_labels_path()
-        with open(path) as f:
-            lists = json.load(f)
-        return cls.from_lists(lists, 1000)
+        from .real import real_label_sets
+
+        return real_label_sets(path=path)
 
     # ---- checks -------------------------------------------------------------------
     def _validate(self) -> None:
@@ -126,7 +123,7 @@ class LabelSets:
             index = torch.as_tensor(index, device=r.device)
             if index.dtype not in (torch.int32, torch.int64) or index.dim() != 1:
                 raise ValueError("index must be a 1-D integer tensor of sample indices")
-            if index.device.type == "cpu" and index.numel():
+            if index.device.type == "cpu" and index.numel() and not torch.compiler.is_compiling():
                 lo, hi = int(index.min()), int(index.max())
                 if lo < -len(self) or hi >= len(self):
                     raise IndexError(f"sample index outside [0, {len(self)}): {lo if lo < 0 else hi}")
@@ -157,11 +154,4 @@ class LabelSets:
         return f"LabelSets(n={len(self)}, num_classes={self.num_classes}, labels={self.labels.numel()})"
 
 
-def imagenet_real_labels_path() -> Path:
-    """Path of the ReaL labels JSON that timm ships."""
-    import timm
-
-    p = Path(timm.__file__).parent / "data" / "_info" / "imagenet_real_labels.json"
-    if not p.exists():
-        raise FileNotFoundError(f"timm does not ship ReaL labels at {p}; pass path= explicitly")
-    return p
+from .real import imagenet_real_labels_path  # noqa: E402,F401  (the one ReaL locator; re-exported)

@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from ..data.alignment import ArrivalOrder
 from ..data.labels import LabelSets
 from . import _core
 from ._core import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES
@@ -110,6 +111,7 @@ class ClassificationMetrics:
         self._device = torch.device("cpu")
         self._sets_on_device: LabelSets | None = label_sets
         self._synced: dict | None = None
+        self._arrival = ArrivalOrder(len(label_sets)) if label_sets is not None else None  # rows w/o sample_index
         self.reset()
 
     # ---- state ------------------------------------------------------------------------
@@ -125,6 +127,8 @@ class ClassificationMetrics:
                                       device=self._device)
         self._next_index = 0
         self._synced = None
+        if self._arrival is not None:
+            self._arrival.reset()
 
     def _to(self, device: torch.device) -> None:
         if device == self._device:
@@ -177,7 +181,7 @@ class ClassificationMetrics:
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")
-            idx = torch.arange(self._next_index, self._next_index + n, device=dev)
+            idx = self._arrival.rows(n, dev, self._sets_on_device, target)  # checks the order is plausible
         self._next_index += n
         if idx is not None:
             valid_idx = (idx >= 0) & (idx < self.num_samples)
@@ -246,6 +250,8 @@ class ClassificationMetrics:
         With ``torch.distributed`` initialised (world size > 1), ``compute`` all-reduces first
         (a collective: call it on every rank) unless ``sync=False``.
         """
+        if self._arrival is not None:
+            self._arrival.check()
         if sync is None:
             sync = _dist_world() > 1
         if sync and _dist_world() > 1:
