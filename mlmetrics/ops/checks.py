@@ -30,9 +30,13 @@ def check_logits(logits: torch.Tensor, k: int, num_classes: int | None = None) -
 # (Keyed by id, with a weak reference to tell a live tensor from a reused id; tensors compare
 # elementwise, so they cannot be dict keys themselves.)
 CHECKED_SUBSETS: dict[int, tuple[weakref.ref, int, int]] = {}
+#: attribute set on a checked class_subset tensor: (C, device); what torch.compile'd code trusts
+CHECKED_MARK = "_mlmetrics_checked"
 
 
 def check_class_subset(class_subset, logits: torch.Tensor) -> torch.Tensor:
+    if torch.compiler.is_compiling() and getattr(class_subset, CHECKED_MARK, None) == (logits.shape[1], logits.device):
+        return class_subset  # checked by an eager call (a compiled graph cannot sync the host to check)
     subset = torch.as_tensor(class_subset)
     if subset.dim() != 1 or subset.numel() < 1 or subset.dtype.is_floating_point or subset.dtype == torch.bool:
         raise ValueError("class_subset must be a non-empty 1-D integer tensor of class indices")
@@ -47,6 +51,7 @@ def check_class_subset(class_subset, logits: torch.Tensor) -> torch.Tensor:
     if len(CHECKED_SUBSETS) > 256:
         CHECKED_SUBSETS.clear()
     CHECKED_SUBSETS[id(subset)] = (weakref.ref(subset), subset._version, c)
+    setattr(subset, CHECKED_MARK, (c, subset.device))
     return subset
 
 
