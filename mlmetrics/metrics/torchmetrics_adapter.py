@@ -147,7 +147,8 @@ class TorchMetricsAdapter(Metric):
 
     def compute(self):
         dev = self.mm_errors.device
-        if float(self.mm_rows) == 0:  # torchmetrics has warned "compute called before update"
+        rows = (self.mm_records[:, -1] > 0).sum() if self._inner.dedupe else self.mm_rows
+        if float(rows) == 0:  # torchmetrics has warned "compute called before update"
             nan = torch.tensor(math.nan, dtype=torch.float64, device=dev)
             return nan if self._key is not None else {"num_samples": torch.zeros((), dtype=torch.float64, device=dev)}
         out = self.full_compute()
@@ -176,6 +177,18 @@ class TorchMetricsAdapter(Metric):
             self._inner._next_index = 0
             if self._inner._arrival is not None:
                 self._inner._arrival.reset()
+
+    def _apply(self, fn, *args, **kwargs):
+        # module.to(dtype) (Lightning's "bf16-true", "16-true", "64-true" plugins do it) moves the
+        # states to a device but keeps them float64: they are exact sums, and update() writes float64
+        saved = {n: (getattr(self, n), self._defaults[n]) for n in self._defaults}
+        this = super()._apply(fn, *args, **kwargs)
+        for n, (v, d) in saved.items():
+            new = getattr(this, n)
+            if isinstance(new, torch.Tensor) and new.dtype != v.dtype:
+                setattr(this, n, v.to(new.device))
+                this._defaults[n] = d.to(new.device)
+        return this
 
     def __setstate__(self, state: dict) -> None:
         # a pickled copy (ddp_spawn, multiprocessing) must not share the states' storage with the

@@ -201,3 +201,19 @@ def test_plot_draws_from_compute():
     assert "ASMA" in " ".join(t_.get_text() for t_ in ax2.get_legend().get_texts())
     with pytest.raises(ValueError, match="kind must be one of"):
         m.plot("roc")
+
+
+@pytest.mark.parametrize("cast", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_module_dtype_casts_keep_float64_state(cast):
+    # Lightning's "bf16-true" / "16-true" / "64-true" call module.to(dtype) and cast the inputs
+    x, t = _batch()
+    m = TorchMetricsAdapter(C, top_k=(1, 5))
+    m.update(x[:10], t[:10])
+    m = m.to(cast)
+    assert m.mm_sum_nll.dtype == torch.float64 and m._defaults["mm_sum_nll"].dtype == torch.float64
+    m.update(x[10:].to(cast), t[10:])
+    ref = ClassificationMetrics(C, topk=(1, 5))
+    ref.update(x[:10], t[:10])
+    ref.update(x[10:].to(cast) if cast != torch.float64 else x[10:], t[10:])
+    out = m.compute()
+    assert float(out["top5"]) == ref.compute()["top5"] and float(out["num_samples"]) == N
