@@ -163,6 +163,8 @@ class ClassificationMetrics:
         self.state = {k: v.to(device) for k, v in self.state.items()}
         if self.label_sets is not None:
             self._sets_on_device = self.label_sets.to(device)
+        if self.class_subset is not None:  # one tensor per device: checked once (see checks.as_class_subset)
+            self.class_subset = self.class_subset.to(device)
 
     def to(self, *args, **kwargs) -> "ClassificationMetrics":
         """Move the state to a device (``m.to("cuda")``). A dtype argument is accepted and ignored:

@@ -9,13 +9,8 @@ import torch
 from torchmetrics import Metric
 
 from ..compat._inputs import as_logits
-from ._core import DEFAULT_MAX_LABEL_K
+from ..functional.config import DEFAULT_MAX_LABEL_K
 from .classification import ClassificationMetrics
-
-#: compute() values that are vectors (per class / per bin / per label count): left out in flat mode
-VECTOR_KEYS = ("per_class_accuracy", "ece_bin_edges", "ece_bin_count", "ece_bin_accuracy", "ece_bin_confidence",
-               "label_count_histogram")
-
 
 def _pick(name: str, value, alias: str, alias_value, default):
     if value is not None and alias_value is not None:
@@ -97,31 +92,22 @@ class TorchMetricsAdapter(Metric):
                                             backend=backend)
         self._key, self._flat, self.ignore_index = key, bool(flat), ignore_index
         self._in_forward = False
-        inner = self._inner
-        self._names = list(inner.state)
-        for name, v in inner.state.items():
-            self.add_state(f"mm_{name}", default=v.clone(), dist_reduce_fx="sum")
-        self.add_state("mm_errors", default=inner.errors.clone(), dist_reduce_fx="sum")
-        if inner.dedupe:  # per-sample records: a sample seen by several ranks holds the same row
-            self.add_state("mm_records", default=inner.records.clone(), dist_reduce_fx="max")
+        spec = self._inner.state_spec()  # name -> shape, dtype, reduction ("sum" | "max" for dedupe records)
+        self._names = list(spec)
+        for name, st in spec.items():
+            self.add_state(f"mm_{name}", default=st.empty(), dist_reduce_fx=st.reduction)
 
     # ---- the wrapped metric reads and writes our (torchmetrics-managed) states ------------------
     def _bind(self) -> ClassificationMetrics:
         inner = self._inner
         inner.state = {n: getattr(self, f"mm_{n}") for n in self._names}
-        inner.errors = self.mm_errors
-        if inner.dedupe:
-            inner.records = self.mm_records
-        inner._device = self.mm_errors.device
+        inner._device = inner.state[self._names[0]].device
         inner._synced = None
         return inner
 
     def _unbind(self, inner: ClassificationMetrics) -> None:
         for n in self._names:  # update() may have moved the state to the logits' device
             setattr(self, f"mm_{n}", inner.state[n])
-        self.mm_errors = inner.errors
-        if inner.dedupe:
-            self.mm_records = inner.records
 
     def update(self, preds, target=None, sample_index=None) -> None:
         preds = as_logits(preds)
@@ -146,9 +132,8 @@ class TorchMetricsAdapter(Metric):
         return self._bind().compute(sync=False)
 
     def compute(self):
-        dev = self.mm_errors.device
-        rows = (self.mm_records[:, -1] > 0).sum() if self._inner.dedupe else self.mm_rows
-        if float(rows) == 0:  # torchmetrics has warned "compute called before update"
+        dev = getattr(self, f"mm_{self._names[0]}").device
+        if self._update_count == 0:  # torchmetrics has warned "compute called before update"
             nan = torch.tensor(math.nan, dtype=torch.float64, device=dev)
             return nan if self._key is not None else {"num_samples": torch.zeros((), dtype=torch.float64, device=dev)}
         out = self.full_compute()

@@ -88,10 +88,7 @@ def test_fullgraph_compiled_step_equals_eager():
 @pytest.mark.gpu
 def test_cuda_updates_never_sync_the_host():
     x, t, sets, subset = _data()
-    ms = _metrics(sets.to("cuda"), subset.cuda())
-    ms = {k: ClassificationMetrics(m.logits_width, topk=(1, 5), label_sets=m.label_sets,
-                                   class_subset=None if m.class_subset is None else subset.cuda())
-          for k, m in ms.items()}
+    ms = _metrics(sets, subset)
     step_index, step_subset, step_arrival = _step_fns(ms)
     xc, tc = x.cuda(), t.cuda()
     step_index(xc[:N], tc[:N], torch.arange(N, device="cuda"))  # warm-up: moves state, checks the subset
