@@ -51,6 +51,7 @@ class RealLabelsImagenet:
         self.real_labels = LabelSets.from_lists([lists[i] for i in real_rows(filenames, len(lists))], 1000)
         self._nonempty = self.real_labels.sizes() > 0
         self.sample_idx = 0
+        self._cols = torch.tensor([k - 1 for k in self.topk])
         self._on: dict[torch.device, tuple] = {}
         self._correct: torch.Tensor | None = None  # int64 [len(topk)] hits on the logits' device
         self._count: torch.Tensor | None = None    # int64 [] rows with a non-empty set
@@ -73,7 +74,9 @@ class RealLabelsImagenet:
         rows = slice(self.sample_idx, self.sample_idx + b)
         hits = topk_label_hits(x, sets[rows], max(self.topk))  # bool [B, maxk]
         ne = nonempty[rows]
-        correct = torch.stack([(hits[:, :k].any(1) & ne).sum() for k in self.topk])
+        # hit within the top-k for every k at once: running OR along the ranks, read at column k - 1
+        within = hits.to(torch.uint8).cummax(dim=1).values[:, self._cols.to(x.device)]
+        correct = (within & ne[:, None].to(torch.uint8)).sum(0, dtype=torch.int64)
         if self._correct is None or self._correct.device != x.device:
             self._correct = torch.zeros_like(correct) if self._correct is None else self._correct.to(x.device)
             self._count = torch.zeros((), dtype=torch.int64, device=x.device) if self._count is None \
