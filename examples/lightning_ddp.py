@@ -42,6 +42,7 @@ class Model(L.LightningModule):
         self.collection = MetricCollection({                                  # self.log_dict(collection)
             "ece": TorchMetricsAdapter(C, top_k=1, key="ece"),
             "nll": TorchMetricsAdapter(C, top_k=1, key="nll"),
+            "rows": TorchMetricsAdapter(C, top_k=1, key="num_samples"),     # rows seen, padding included
         }, prefix="val/")
         # every metric, one record per sample: DistributedSampler padding counts once
         self.all = TorchMetricsAdapter(C, top_k=(1, 5), label_sets=sets, dedupe=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .real import timm_info_dir, timm_info_file
+from .real import timm_info_dir, timm_info_file  # noqa: F401  (timm_info_dir: re-exported)
 
 #: subset name -> timm file of 0-based ImageNet-1k class indices (one per line, ascending)
 TIMM_SUBSETS = {

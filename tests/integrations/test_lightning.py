@@ -43,6 +43,7 @@ def test_lightning_ddp_and_ddp_spawn_equal_one_process(tmp_path):
             assert ddp[k] == pytest.approx(v, abs=1e-12), k
             assert spawn[k] == pytest.approx(v, abs=1e-12), k
     assert one["val/top1"] == one["all/top1"]
+    assert one["val/rows"] == 101 and ddp["val/rows"] == spawn["val/rows"] == 102  # each rank counted once
     for k in ("val/top1", "val/ece", "val/nll"):  # plain sums: the padded duplicate counts twice
         assert ddp[k] == pytest.approx(spawn[k], abs=1e-12), k
         assert ddp[k] == pytest.approx(one[k], abs=0.02), k

@@ -1,9 +1,7 @@
 """Plots a person can trust: drawn from the metrics' numbers (never recomputed), legend colours =
 bar colours, every bin's count shown, zero-height bars labelled, titles that fit the data, and a
 variable top-k / ASMA panel."""
-import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,11 +1,14 @@
-"""The torchmetrics adapter inside a MetricCollection, next to torchmetrics' own metrics."""
+"""The torchmetrics adapter inside a MetricCollection, next to torchmetrics' own metrics; its
+Lightning-native face (tensor compute, flat scalars, torchmetrics keywords, plot, reset)."""
+import math
+
 import pytest
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 import mlmetrics.functional as F
-from mlmetrics import LabelSets
+from mlmetrics import ClassificationMetrics, LabelSets
 from mlmetrics.metrics import TorchMetricsAdapter
 
 N, C = 64, 10
@@ -55,13 +58,7 @@ def test_adapter_full_dict_and_label_sets():
     assert m2.compute()["top1"] == pytest.approx(want["top1"], abs=1e-9)
 
 
-# ---- Lightning-native face -------------------------------------------------------------------
-import math  # noqa: E402
-import warnings  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from mlmetrics import ClassificationMetrics  # noqa: E402
+# ---- Lightning-native face ----------------------------------------------------------------
 
 
 def _batch(seed=2, n=N, c=C):
