@@ -50,15 +50,26 @@ def real_index(file_name: str | os.PathLike) -> int | None:
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int) -> tuple[tuple[int, ...], ...]:
-    with open(path) as f:
-        obj = json.load(f)
-    if not isinstance(obj, list) or not all(isinstance(s, list) for s in obj):
-        raise ValueError(f"{path}: not a ReaL labels file (a JSON list of per-image lists of class indices)")
-    return tuple(tuple(int(c) for c in s) for s in obj)
+    from ..ops import checks
+
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read ReaL labels ({e})") from None
+    if not isinstance(obj, list):
+        raise ValueError(f"{path}: ReaL labels must be a JSON list of per-image label lists, "
+                         f"got a JSON {type(obj).__name__}")
+    try:
+        checks.label_lists(obj, 1000)  # integer class indices in [0, 1000), one list per image
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    return tuple(tuple(s) for s in obj)
 
 
 def load_real_lists(path: str | os.PathLike | None = None) -> list[list[int]]:
-    """The ReaL JSON as a list of per-image lists (timm's copy unless ``path``); cached per file."""
+    """The ReaL JSON as a list of per-image lists of class indices (timm's copy unless ``path``),
+    checked (a ``ValueError`` naming the file and the sample); cached per file."""
     p = Path(path) if path is not None else imagenet_real_labels_path()
     return [list(s) for s in _read(str(p.resolve()), p.stat().st_mtime_ns)]
 

@@ -42,7 +42,7 @@ def test_one_loader_everywhere():
 def test_loader_rejects_a_file_that_is_not_real(tmp_path):
     p = tmp_path / "r.json"
     p.write_text(json.dumps({"a": 1}))
-    with pytest.raises(ValueError, match="not a ReaL labels file"):
+    with pytest.raises(ValueError, match="must be a JSON list of per-image label lists"):
         real.load_real_lists(p)
     p.write_text(json.dumps([[1], [2, 3]]))
     assert real.load_real_lists(p) == [[1], [2, 3]]
