@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from ..data.real import load_real_lists, real_rows
+from ..data.real import all_real_label_sets, real_rows
 from ..ops import topk_label_hits
 from ._inputs import as_logits
 
@@ -41,15 +41,13 @@ class RealLabelsImagenet:
 
     def __init__(self, filenames: Sequence[str | os.PathLike], real_json: str | os.PathLike | None = None,
                  topk: Sequence[int] = (1, 5)):
-        from ..data.labels import LabelSets
-
-        lists = load_real_lists(real_json)
         self.filenames = filenames
         self.topk = tuple(int(k) for k in topk)
         if not self.topk or min(self.topk) < 1:
             raise ValueError(f"topk must hold positive ints, got {topk!r}")
-        self.real_labels = LabelSets.from_lists([lists[i] for i in real_rows(filenames, len(lists))], 1000)
-        self._nonempty = self.real_labels.sizes() > 0
+        self.label_sets = all_real_label_sets(real_json)  # every ReaL set (cached), read-only
+        self._rows = torch.tensor(real_rows(filenames, len(self.label_sets)), dtype=torch.int64)  # file -> set
+        self._nonempty = self.label_sets.sizes() > 0
         self.sample_idx = 0
         self._cols = torch.tensor([k - 1 for k in self.topk])
         self._on: dict[torch.device, tuple] = {}
@@ -58,7 +56,7 @@ class RealLabelsImagenet:
 
     def _sets(self, device: torch.device):
         if device not in self._on:
-            self._on[device] = (self.real_labels.to(device), self._nonempty.to(device))
+            self._on[device] = (self.label_sets.to(device), self._nonempty.to(device), self._rows.to(device))
         return self._on[device]
 
     def add_result(self, output) -> None:
@@ -70,8 +68,8 @@ class RealLabelsImagenet:
             raise ValueError(f"add_result got rows {self.sample_idx}..{self.sample_idx + b - 1} but there are "
                              f"{len(self.filenames)} filenames: one row per file, in the loader's order "
                              "(a second pass needs a new RealLabelsImagenet)")
-        sets, nonempty = self._sets(x.device)
-        rows = slice(self.sample_idx, self.sample_idx + b)
+        sets, nonempty, file_rows = self._sets(x.device)
+        rows = file_rows[self.sample_idx:self.sample_idx + b]
         hits = topk_label_hits(x, sets[rows], max(self.topk))  # bool [B, maxk]
         ne = nonempty[rows]
         # hit within the top-k for every k at once: running OR along the ranks, read at column k - 1

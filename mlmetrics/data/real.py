@@ -85,12 +85,27 @@ def real_rows(files, num_rows: int = NUM_VAL_IMAGES) -> list[int]:
     return idx
 
 
+@functools.lru_cache(maxsize=4)
+def _all_sets(path: str, mtime_ns: int):
+    from .labels import LabelSets
+
+    return LabelSets.from_lists(list(_read(path, mtime_ns)), 1000)
+
+
+def all_real_label_sets(path: str | os.PathLike | None = None):
+    """The :class:`~mlmetrics.LabelSets` of every ReaL image in val-file order (cached per file:
+    treat it as read-only)."""
+    p = Path(path) if path is not None else imagenet_real_labels_path()
+    return _all_sets(str(p.resolve()), p.stat().st_mtime_ns)
+
+
 def real_label_sets(files=None, path: str | os.PathLike | None = None):
     """A :class:`~mlmetrics.LabelSets` of the ReaL sets: all 50,000 in val-file order, or those of
     ``files`` (file names, in that order: e.g. a dataset's list of images)."""
     from .labels import LabelSets
 
+    if files is None:
+        sets = all_real_label_sets(path)
+        return LabelSets(sets.offsets, sets.labels, sets.num_classes, validate=False)
     lists = load_real_lists(path)
-    if files is not None:
-        lists = [lists[i] for i in real_rows(files, len(lists))]
-    return LabelSets.from_lists(lists, 1000)
+    return LabelSets.from_lists([lists[i] for i in real_rows(files, len(lists))], 1000)
