@@ -194,13 +194,10 @@ def real_lists() -> list[list[int]]:
     """
     global _REAL_LISTS
     if _REAL_LISTS is None:
-        import json
-
         try:
-            from mlmetrics.data.labels import imagenet_real_labels_path
+            from mlmetrics.data.real import load_real_lists
 
-            with open(imagenet_real_labels_path()) as f:
-                _REAL_LISTS = json.load(f)
+            _REAL_LISTS = load_real_lists()
         except (ImportError, FileNotFoundError, OSError):
             _REAL_LISTS = _synthetic_real_lists()
             REAL_SOURCE[0] = "synthetic-real-sizes"

@@ -2,7 +2,11 @@
 
 Not part of the default test run (pyproject's testpaths is tests/). Adds the machine
 description (CPU model, cores, GPU, torch/triton versions, mlmetrics backends) to the
-pytest-benchmark JSON so results are self-describing.
+pytest-benchmark JSON so results are self-describing, and gives every benchmark (yours too:
+see ``test_bench_your_code.py``) the fixture ``bench_inputs``.
+
+The shared helpers import as ``benchutil`` inside benchmarks/ and as ``benchmarks.benchutil``
+from the repository root.
 """
 from __future__ import annotations
 
@@ -11,6 +15,22 @@ import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))  # benchutil
+
+
+import pytest
+
+
+@pytest.fixture
+def bench_inputs():
+    """``bench_inputs(shape, device="cpu") -> (logits [N, C], target [N] int64)``: the suites'
+    classifier-like logits (``MLMETRICS_BENCH_DATA=iid`` for i.i.d. ones), cached per shape, so
+    every implementation of one pytest-benchmark group reads the same tensor."""
+    import benchutil
+
+    def make(shape, device: str = "cpu"):
+        return benchutil.logits(shape, device), benchutil.targets(shape.n, shape.c, device)
+
+    return make
 
 
 def _cpu_model() -> str:

@@ -1,7 +1,6 @@
 """Ragged per-sample label sets (CSR), e.g. ImageNet ReaL labels."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -89,20 +88,9 @@ class LabelSets:
         Loads the JSON that timm ships (``timm/data/_info/imagenet_real_labels.json``)
         unless ``path`` points at another copy. Excluded images have an empty set.
         """
-        if path is None:
-            path = imagenet_real_labels_path()
-        try:
-            with open(path) as f:
-                lists = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read ReaL labels ({e})") from None
-        if not isinstance(lists, list):
-            raise ValueError(f"{path}: ReaL labels must be a JSON list of per-image label lists, "
-                             f"got a JSON {type(lists).__name__}")
-        try:
-            return cls.from_lists(lists, 1000)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from None
+        from .real import real_label_sets
+
+        return real_label_sets(path=path)
 
     # ---- checks -------------------------------------------------------------------
     def _validate(self) -> None:
@@ -133,7 +121,7 @@ class LabelSets:
             index = torch.as_tensor(index, device=r.device)
             if index.dtype not in (torch.int32, torch.int64) or index.dim() != 1:
                 raise ValueError("index must be a 1-D integer tensor of sample indices")
-            if index.device.type == "cpu" and index.numel():
+            if index.device.type == "cpu" and index.numel() and not torch.compiler.is_compiling():
                 lo, hi = int(index.min()), int(index.max())
                 if lo < -len(self) or hi >= len(self):
                     raise IndexError(f"sample index outside [0, {len(self)}): {lo if lo < 0 else hi}")
@@ -164,11 +152,4 @@ class LabelSets:
         return f"LabelSets(n={len(self)}, num_classes={self.num_classes}, labels={self.labels.numel()})"
 
 
-def imagenet_real_labels_path() -> Path:
-    """Path of the ReaL labels JSON that timm ships."""
-    import timm
-
-    p = Path(timm.__file__).parent / "data" / "_info" / "imagenet_real_labels.json"
-    if not p.exists():
-        raise FileNotFoundError(f"timm does not ship ReaL labels at {p}; pass path= explicitly")
-    return p
+from .real import imagenet_real_labels_path  # noqa: E402,F401  (the one ReaL locator; re-exported)

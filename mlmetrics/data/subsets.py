@@ -7,17 +7,13 @@ from pathlib import Path
 
 import torch
 
+from .real import timm_info_dir, timm_info_file  # noqa: F401  (timm_info_dir: re-exported)
+
 #: subset name -> timm file of 0-based ImageNet-1k class indices (one per line, ascending)
 TIMM_SUBSETS = {
     "imagenet_a": "imagenet_a_indices.txt",
     "imagenet_r": "imagenet_r_indices.txt",
 }
-
-
-def timm_info_dir() -> Path:
-    import timm
-
-    return Path(timm.__file__).parent / "data" / "_info"
 
 
 def load_class_subset(name: str, path: str | Path | None = None) -> torch.Tensor:
@@ -28,9 +24,7 @@ def load_class_subset(name: str, path: str | Path | None = None) -> torch.Tensor
     if path is None:
         if name not in TIMM_SUBSETS:
             raise ValueError(f"unknown class subset {name!r}; known: {sorted(TIMM_SUBSETS)} (or pass path=)")
-        path = timm_info_dir() / TIMM_SUBSETS[name]
-        if not path.exists():
-            raise FileNotFoundError(f"timm does not ship {path.name} at {path}; pass path= explicitly")
+        path = timm_info_file(TIMM_SUBSETS[name])
     with open(path) as f:
         values = [int(line) for line in f.read().split()]
     if not values:

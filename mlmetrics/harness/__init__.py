@@ -125,11 +125,10 @@ def rescore(logits_path: str, *, labels: str | None = "auto", targets_file: str 
     sets and targets saved with the logits, else ReaL when the saved image names are
     ImageNet val files), ``real``/``real:PATH``, ``none``, or an annotation file matched by
     image name (falling back to row order when the file holds no names)."""
-    import json
-
     import torch
 
-    from ..data.labels import LabelSets, imagenet_real_labels_path
+    from ..data.labels import LabelSets
+    from ..data.real import imagenet_real_labels_path, load_real_lists
     from ..report import build_report, class_namer
 
     t0 = time.perf_counter()
@@ -150,8 +149,7 @@ def rescore(logits_path: str, *, labels: str | None = "auto", targets_file: str 
             labels = "real"
     if labels.startswith("real"):
         p = labels[5:] if labels.startswith("real:") else imagenet_real_labels_path()
-        with open(p) as f:
-            real = json.load(f)
+        real = load_real_lists(p)
         if meta.get("images"):
             idx = [real_index(f) for f in images]
             if any(i is None for i in idx):

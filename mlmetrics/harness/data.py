@@ -17,22 +17,16 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..data.labels import LabelSets, imagenet_real_labels_path
+from ..data.labels import LabelSets
+from ..data.real import imagenet_real_labels_path, load_real_lists, real_index, real_rows
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
-_VAL_RE = re.compile(r"ILSVRC2012_val_(\d{8})", re.IGNORECASE)
 _SYNSET_RE = re.compile(r"^n\d{8}$")
 LAYOUTS = ("auto", "imagenet-val", "imagenetv2", "imagefolder", "annotations", "flat")
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
-
-
-def real_index(file_name: str) -> int | None:
-    """0-based ImageNet val index of ``ILSVRC2012_val_00000001.JPEG`` (-> 0), else None."""
-    m = _VAL_RE.search(os.path.basename(file_name))
-    return int(m.group(1)) - 1 if m else None
 
 
 @dataclass
@@ -350,14 +344,8 @@ def build_dataset(data: str | os.PathLike | None, *, labels: str | None = "auto"
         else:
             raise ValueError("ReaL labels are for all 1000 ImageNet classes; they do not combine with a class subset")
     if real_path is not None:
-        with open(real_path) as f:
-            real = json.load(f)
-        idx = [real_index(f) for f in files]
-        bad = [f for f, i in zip(files, idx) if i is None or i >= len(real)]
-        if bad:
-            raise ValueError(f"ReaL labels need ImageNet val file names (ILSVRC2012_val_XXXXXXXX.JPEG); "
-                             f"{len(bad)} files do not match, e.g. {bad[:3]}")
-        lists = [real[i] for i in idx]
+        real = load_real_lists(real_path)
+        lists = [real[i] for i in real_rows(files, len(real))]
         label_source = f"real:{real_path}"
         num_label_classes = 1000
     else:
@@ -387,7 +375,8 @@ def detect_class_subset(data: str | os.PathLike | None) -> str | None:
     _, dirs = _scan(Path(data))
     if len(dirs) < 2 or not all(_SYNSET_RE.match(d) for d in dirs):
         return None
-    from ..data.subsets import TIMM_SUBSETS, timm_info_dir
+    from ..data.real import timm_info_dir
+    from ..data.subsets import TIMM_SUBSETS
 
     for name in TIMM_SUBSETS:
         f = timm_info_dir() / f"{name}_synsets.txt"

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from ..data.alignment import ArrivalOrder
 from ..data.labels import LabelSets
 from ..functional import _inputs
 from ..functional._state import Rows, StateSpec, empty_state, merge_into
@@ -122,6 +123,7 @@ class ClassificationMetrics:
         self._device = torch.device("cpu")
         self._sets_on_device: LabelSets | None = label_sets
         self._synced: dict | None = None
+        self._arrival = ArrivalOrder(len(label_sets)) if label_sets is not None else None  # rows w/o sample_index
         self.reset()
 
     # ---- state ------------------------------------------------------------------------
@@ -145,6 +147,8 @@ class ClassificationMetrics:
         self.state = empty_state(self.state_spec(), self._device)
         self._next_index = 0
         self._synced = None
+        if self._arrival is not None:
+            self._arrival.reset()
 
     def _to(self, device: torch.device) -> None:
         if device == self._device:
@@ -206,7 +210,7 @@ class ClassificationMetrics:
         dev = logits.device
         if target is not None:
             target = _inputs.as_target(target, logits)  # range: counted on the device, raised by compute()
-        idx, valid = self._sample_index(sample_index, n, dev)
+        idx, valid = self._sample_index(sample_index, n, dev, target)
 
         batch_sets = sizes = None
         if self.cfg.has_labels:
@@ -231,7 +235,7 @@ class ClassificationMetrics:
                                 into=self.state)
         return st, rows
 
-    def _sample_index(self, sample_index, n: int, dev):
+    def _sample_index(self, sample_index, n: int, dev, target=None):
         """``(idx int64 [N] | None, valid bool [N] | None)``: the rows' samples (invalid -> 0)."""
         need_index = self.label_sets is not None or self.dedupe
         idx = None
@@ -242,7 +246,7 @@ class ClassificationMetrics:
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")
-            idx = torch.arange(self._next_index, self._next_index + n, device=dev)
+            idx = self._arrival.rows(n, dev, self._sets_on_device, target)  # checks the order is plausible
         self._next_index += n
         if idx is None:
             return None, None
@@ -333,6 +337,8 @@ class ClassificationMetrics:
         With ``torch.distributed`` initialised (world size > 1), ``compute`` all-reduces first
         (a collective: call it on every rank) unless ``sync=False``.
         """
+        if self._arrival is not None:
+            self._arrival.check()
         if sync is None:
             sync = _dist_world() > 1
         if sync and _dist_world() > 1:

@@ -157,11 +157,16 @@ def require_rows(logits: torch.Tensor, what: str = "a metric") -> None:
 # (Keyed by id, with a weak reference to tell a live tensor from a reused id; tensors compare
 # elementwise, so they cannot be dict keys themselves.)
 CHECKED_SUBSETS: dict[int, tuple[weakref.ref, int, int]] = {}
+#: attribute set on a checked class_subset tensor: (C, device); what torch.compile'd code trusts
+CHECKED_MARK = "_mlmetrics_checked"
 
 
 def as_class_subset(class_subset, num_classes: int, device: torch.device | None = None) -> torch.Tensor:
     """int64 [C'] (contiguous, on ``device``): a non-empty 1-D vector of distinct class indices in
     ``[0, num_classes)``. The same tensor passed again unchanged is not checked again."""
+    if torch.compiler.is_compiling() and isinstance(class_subset, torch.Tensor) and \
+            getattr(class_subset, CHECKED_MARK, None) == (num_classes, class_subset.device if device is None else device):
+        return class_subset  # checked by an eager call (a compiled graph cannot sync the host to check)
     t = as_tensor(class_subset, "class_subset")
     if t.dim() != 1:
         raise ValueError(f"class_subset must be 1-D [C'], got shape {tuple(t.shape)}")
@@ -186,6 +191,7 @@ def as_class_subset(class_subset, num_classes: int, device: torch.device | None 
         if len(CHECKED_SUBSETS) > 256:
             CHECKED_SUBSETS.clear()
         CHECKED_SUBSETS[id(t)] = (weakref.ref(t), t._version, num_classes)
+        setattr(t, CHECKED_MARK, (num_classes, t.device))
     return t
 
 

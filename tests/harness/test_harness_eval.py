@@ -183,7 +183,8 @@ def test_class_folder_layout_cli(val_folders, tmp_path, real, capsys):
     lines = (tmp_path / "r.csv").read_text().strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("model,")
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == ["accuracy_by_label_count.png", "reliability.png", "top1_vs_real.png"]
+    assert pngs == ["accuracy_by_label_count.png", "reliability.png", "top1_vs_real.png",
+                    "variable_topk_by_label_count.png"]
 
 
 def test_generic_imagefolder_and_imagenetv2(tmp_path):
