@@ -62,7 +62,8 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
                    help="add per-image top-5 (index, name, prob) and label sets to the report")
     g.add_argument("--plots", metavar="DIR", help="write PNG plots (per model; with several models also the "
                    "study plots: top-1 vs ReaL, top-1 vs ASMA, accuracy by label count)")
-    g.add_argument("--topk", type=topk, default=(1, 5), help="comma-separated k values (default 1,5)")
+    g.add_argument("--topk", type=topk, default=None,
+                   help="comma-separated k values (default 1,5, capped at the number of classes)")
     g.add_argument("--ece-bins", type=positive_int("--ece-bins"), default=15)
     g.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (still writes files)")
     g.add_argument("--max-print", type=non_negative_int("--max-print"), default=50,

@@ -106,7 +106,7 @@ def _gathered(scorer: Scorer, skipped: list[tuple[int, str]]) -> tuple[Records, 
 
 def evaluate_models(models: Sequence[ModelSlot], dataset: EvalDataset, *,
                     device: str | torch.device | None = None, batch_size: int = 128, workers: int | None = None,
-                    amp: str | None = None, channels_last: bool = False, topk: Sequence[int] = (1, 5),
+                    amp: str | None = None, channels_last: bool = False, topk: Sequence[int] | None = None,
                     ece_bins: int = 15, keep_logits: bool = False, progress: bool = True, compile: bool = False,
                     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
                     warmup_input_size: Sequence[int] | None = None,

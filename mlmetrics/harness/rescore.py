@@ -30,7 +30,7 @@ def _subset(spec: str | None, src: LogitsSource) -> tuple[torch.Tensor | None, s
 
 
 def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: torch.Tensor | None,
-                 topk: Sequence[int], ece_bins: int, device: torch.device, chunk: int = CHUNK,
+                 topk: Sequence[int] | None, ece_bins: int, device: torch.device, chunk: int = CHUNK,
                  metrics_kwargs: dict | None = None) -> list[tuple[Scorer, float]]:
     """One pass over ``src.logits``: each chunk goes to one :class:`Scorer` per label source.
     Returns (scorer, seconds) per label source (time split evenly over the pass)."""
@@ -53,7 +53,7 @@ def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: tor
 
 
 def rescore(sources: Sequence[str], *, labels: Sequence[str] = ("auto",), targets_file: str | None = None,
-            class_subset: str | None = "saved", topk: Sequence[int] = (1, 5), ece_bins: int = 15,
+            class_subset: str | None = "saved", topk: Sequence[int] | None = None, ece_bins: int = 15,
             device: str | None = "cpu", per_image: bool = False, chunk: int = CHUNK,
             metrics_kwargs: dict | None = None) -> list[tuple[dict, Records, Callable]]:
     """Score every model in ``sources`` (store folders or logits files) against every label
@@ -76,15 +76,14 @@ def rescore(sources: Sequence[str], *, labels: Sequence[str] = ("auto",), target
                 if key not in cache:
                     cache[key] = resolve_labels(lab, src, c, targets_file)
                 label_list.append(cache[key])
-            ks = [k for k in topk if k <= c]
             namer = class_namer(width, class_subset=subset)
-            for lab, (sc, t_score) in zip(label_list, score_source(src, label_list, subset=subset, topk=ks,
+            for lab, (sc, t_score) in zip(label_list, score_source(src, label_list, subset=subset, topk=topk,
                                                                   ece_bins=ece_bins, device=dev, chunk=chunk,
                                                                   metrics_kwargs=metrics_kwargs)):
                 metrics = sc.compute()
                 if metrics.get("num_samples", 0) and metrics.get("nonfinite_rows", 0) == metrics["num_samples"]:
                     raise StoreError(f"{src.path}: every row holds NaN or +inf (no softmax is defined); nothing to score")
-                records = sc.records()
+                records, ks = sc.records(), list(sc.topk)
                 n = int(src.logits.shape[0])
                 model = {"model": src.name, **{k: v for k, v in src.info.items() if k != "model"}}
                 if subset_name:
