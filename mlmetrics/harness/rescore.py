@@ -31,13 +31,14 @@ def _subset(spec: str | None, src: LogitsSource) -> tuple[torch.Tensor | None, s
 
 def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: torch.Tensor | None,
                  topk: Sequence[int] | None, ece_bins: int, device: torch.device, chunk: int = CHUNK,
-                 metrics_kwargs: dict | None = None) -> list[tuple[Scorer, float]]:
+                 subgroups: bool = True, metrics_kwargs: dict | None = None) -> list[tuple[Scorer, float]]:
     """One pass over ``src.logits``: each chunk goes to one :class:`Scorer` per label source.
     Returns (scorer, seconds) per label source (time split evenly over the pass)."""
     n, width = src.num_samples, int(src.logits.shape[1])
     scorers = [Scorer(width, targets=lab.targets, label_sets=lab.label_sets, topk=topk, ece_bins=ece_bins,
                       device=device, num_samples=n, class_subset=subset, metrics_kwargs=metrics_kwargs,
-                      groups=sample_groups(n, targets=lab.targets, label_sets=lab.label_sets, groups=lab.groups))
+                      groups=sample_groups(n, targets=lab.targets, label_sets=lab.label_sets, groups=lab.groups)
+                      if subgroups else ())
                for lab in label_list]
     rows = src.rows if src.rows is not None else None
     m = int(src.logits.shape[0])
@@ -54,10 +55,11 @@ def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: tor
 
 def rescore(sources: Sequence[str], *, labels: Sequence[str] = ("auto",), targets_file: str | None = None,
             class_subset: str | None = "saved", topk: Sequence[int] | None = None, ece_bins: int = 15,
-            device: str | None = "cpu", per_image: bool = False, chunk: int = CHUNK,
+            device: str | None = "cpu", per_image: bool = False, chunk: int = CHUNK, subgroups: bool = True,
             metrics_kwargs: dict | None = None) -> list[tuple[dict, Records, Callable]]:
     """Score every model in ``sources`` (store folders or logits files) against every label
-    source in ``labels`` (see :func:`resolve_labels`). Returns ``(report, records, namer)`` per
+    source in ``labels`` (see :func:`resolve_labels`). ``subgroups=False`` leaves out the
+    per-subgroup table (its metrics cost about one more pass over the logits). Returns ``(report, records, namer)`` per
     (model, label source)."""
     from ..report import build_report, class_namer
 
@@ -79,7 +81,7 @@ def rescore(sources: Sequence[str], *, labels: Sequence[str] = ("auto",), target
             namer = class_namer(width, class_subset=subset)
             for lab, (sc, t_score) in zip(label_list, score_source(src, label_list, subset=subset, topk=topk,
                                                                   ece_bins=ece_bins, device=dev, chunk=chunk,
-                                                                  metrics_kwargs=metrics_kwargs)):
+                                                                  subgroups=subgroups, metrics_kwargs=metrics_kwargs)):
                 metrics = sc.compute()
                 if metrics.get("num_samples", 0) and metrics.get("nonfinite_rows", 0) == metrics["num_samples"]:
                     raise StoreError(f"{src.path}: every row holds NaN or +inf (no softmax is defined); nothing to score")

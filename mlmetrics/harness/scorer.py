@@ -120,8 +120,12 @@ class Scorer:
                                          ece_bins=ece_bins, **{**kw, **extra})
 
         self.metrics = make()
-        sub_kw = {"include": SUBGROUP_METRICS, "nonfinite": "ignore"}
-        if not self._pass_index and num_samples is not None:
+        from .distributed import world
+
+        # subgroup rows are ratios of counts (exact in any summation order): per-sample dedupe
+        # is only needed where a sample can arrive twice (a sharded run's padding)
+        sub_kw = {"include": SUBGROUP_METRICS, "nonfinite": "ignore", "dedupe": world()[1] > 1}
+        if not self._pass_index and num_samples is not None and world()[1] > 1:
             sub_kw["num_samples"] = int(num_samples)
         self.groups = [(name, mask.to(self.device), make(**sub_kw)) for name, mask in groups]
         self._group_rows = [0] * len(self.groups)
@@ -130,6 +134,7 @@ class Scorer:
         self._rec: list[tuple] = []
         self.num_scored = 0
         self.reused_metric_read = False
+        self._computed: dict | None = None
 
     def update(self, logits: torch.Tensor, index: torch.Tensor) -> None:
         """``logits`` [B, C] (any float dtype) of the dataset samples ``index`` int64 [B]."""
@@ -144,7 +149,8 @@ class Scorer:
             sel = mask[index]
             if bool(sel.any()):
                 self._group_rows[j] += int(sel.sum())
-                m.update(logits[sel], target=None if target is None else target[sel], sample_index=index[sel])
+                m.update(logits[sel], target=None if target is None else target[sel],
+                         sample_index=index[sel] if m.label_sets is not None or m.dedupe else None)
         cfg = getattr(self.metrics, "cfg", None)
         reuse = (st is not None and getattr(cfg, "with_softmax", False) and st.topk_indices.shape[1] >= self.keep_k
                  and (self._ls_dev is None or st.hits.shape[1] >= self.keep_k))
@@ -158,14 +164,18 @@ class Scorer:
         if self.keep_logits:
             self._logits.append(logits.detach().cpu())
         self.num_scored += logits.shape[0]
+        self._computed = None
 
     def compute(self) -> dict[str, Any]:
         """The metrics (a collective under torch.distributed: every rank calls it)."""
         from .distributed import gather
 
-        if sum(gather(self.num_scored)) == 0:  # every file was undecodable: nothing to score
-            return {"num_samples": 0}
-        return self.metrics.compute()
+        if self._computed is None:
+            if sum(gather(self.num_scored)) == 0:  # every file was undecodable: nothing to score
+                self._computed = {"num_samples": 0}
+            else:
+                self._computed = self.metrics.compute()
+        return self._computed
 
     def subgroup_rows(self) -> list[dict]:
         """The report's subgroup table, one row per group with scored samples ("all" first),
