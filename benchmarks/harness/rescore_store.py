@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=20)
     ap.add_argument("--out", default="/tmp/mlmetrics-store")
-    ap.add_argument("--no-subgroups", action="store_true")
+    ap.add_argument("--subgroups", action="store_true", help="also the per-subgroup tables")
     a = ap.parse_args()
     root = Path(a.out)
     if not (root / "index.json").is_file():
@@ -41,10 +41,10 @@ def main() -> None:
     size = sum(p.stat().st_size for p in root.glob("*.npy")) / 1e9
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mlmetrics", "rescore", str(root), "--labels", "real", "-q",
-                    "--leaderboard", str(root / "leaderboard.md")] + (["--no-subgroups"] if a.no_subgroups else []),
+                    "--leaderboard", str(root / "leaderboard.md")] + (["--subgroups"] if a.subgroups else []),
                    check=True)
     dt = time.perf_counter() - t
-    print(f"rescore{' --no-subgroups' if a.no_subgroups else ''} {a.models} models x 50000 x 1000 float16 ({size:.1f} GB) against ReaL: {dt:.1f} s "
+    print(f"rescore{' --subgroups' if a.subgroups else ''} {a.models} models x 50000 x 1000 float16 ({size:.1f} GB) against ReaL: {dt:.1f} s "
           f"({dt / a.models:.2f} s per model, process start and ReaL loading included)")
 
 
