@@ -91,6 +91,8 @@ CASES = [
     ("eval missing data", ["eval", "--model", MODEL, "--data", "{dir}/nowhere"], "--data"),
     ("eval store of another dataset", ["eval", "--model", MODEL, "--data", "{val}", "--save-logits", "{dir}/store"],
      "another dataset"),
+    ("eval save-logits file name", ["eval", "--model", MODEL, "--data", "{val}", "--save-logits", "{dir}/l.npy"],
+     "give a folder name"),
     ("eval bad device", ["eval", "--model", MODEL, "--data", "{val}", "--device", "gpu7"], "--device"),
     # argparse (exit 2): still one error line naming the flag
     ("eval limit -1", ["eval", "--model", MODEL, "--data", "{val}", "--limit", "-1"], "--limit"),
