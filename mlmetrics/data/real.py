@@ -19,13 +19,15 @@ _VAL_RE = re.compile(r"ILSVRC2012_val_(\d{8})", re.IGNORECASE)
 
 
 def timm_info_dir() -> Path:
-    """timm's ``timm/data/_info`` folder (class lists, subsets, ReaL labels); needs timm."""
-    try:
-        import timm
-    except ImportError as e:
+    """timm's ``timm/data/_info`` folder (class lists, subsets, ReaL labels); needs timm installed
+    (located without importing it: importing timm takes seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.origin:
         raise ImportError("timm's data files are needed here: pip install 'mlmetrics[eval]' "
-                          "(or pass the file's path explicitly)") from e
-    return Path(timm.__file__).parent / "data" / "_info"
+                          "(or pass the file's path explicitly)")
+    return Path(spec.origin).parent / "data" / "_info"
 
 
 def timm_info_file(name: str) -> Path:
