@@ -34,9 +34,12 @@ using TopKStatsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tenso
 
 // class_subset (optional int64 [C']): the op then sees row i as logits[i, class_subset[j]], j in [0, C'),
 // without copying the logits; every index it returns or takes (top-k, target, labels) is in [0, C').
-// The effective class count is C' (k <= C'). Entries of class_subset must be in [0, C) (checked).
+// The effective class count is C' (k <= C'). Entries of class_subset must be distinct and in [0, C)
+// (checked: an error, never a clamp).
 //
-// Checks shared by every device's implementation (raise c10::Error with a clear message).
+// Checks shared by every device's implementation (csrc/checks.cpp; raise c10::Error with a one-line
+// message). check_topk_stats_inputs calls check_class_subset.
+void check_class_subset(const at::Tensor& class_subset, int64_t c);
 void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                              const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels,
                              const std::optional<at::Tensor>& class_subset);
