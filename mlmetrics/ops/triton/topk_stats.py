@@ -36,6 +36,7 @@ import triton
 import triton.language as tl
 
 from ..schema import MAX_FUSED_K, NUM_STATS, Stat
+from .launch import launch
 
 S_MAX_LOGIT: tl.constexpr = tl.constexpr(int(Stat.MAX_LOGIT))
 S_LOGSUMEXP: tl.constexpr = tl.constexpr(int(Stat.LOGSUMEXP))
@@ -381,7 +382,7 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     fused_labels = fused and has_labels
     dummy = stats  # any tensor; never dereferenced when the matching flag is off
     with _device_guard(dev):
-        _topk_stats_kernel[(triton.cdiv(n, br),)](
+        launch(_topk_stats_kernel, (triton.cdiv(n, br),),
             logits, logits.stride(0), logits.stride(1), n, c,
             subset if subset is not None else dummy,
             tgt if tgt is not None else dummy,
@@ -408,5 +409,5 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     vals = torch.gather(x32, 1, idx)
     if has_labels:
         with _device_guard(dev):
-            _hits_kernel[(n,)](idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
+            launch(_hits_kernel, (n,), idx, rng, lab, n_lab, hits.view(torch.int8), k, BLOCK_K=128)
     return vals, idx, hits, stats, rank
