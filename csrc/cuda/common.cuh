@@ -161,25 +161,27 @@ __device__ __forceinline__ void write_topk_entry(const Params& P, int64_t row, i
   if (P.out_hits != nullptr) P.out_hits[o] = label_hit(P, row, idx);
 }
 
-// (m, s, u, q): the row's online-softmax state, s = sum e^d, u = sum e^d d (d in units of
-// 1 / entropy_unit: 1 for natural-log d, ln 2 for base-2 d), q = sum e^(2d).
-__device__ __forceinline__ void write_row_stats(const Params& P, int64_t row, uint64_t top, float m, float s,
+// (ref, s, u, q): the row's softmax sums relative to a reference ref (natural units, in double):
+// s = sum e^(x - ref), u = sum e^(x - ref) d with d = (x - ref) / entropy_unit (1 for natural-log
+// d, ln 2 for base-2 d), q = sum e^(2 (x - ref)). Everything past the sums is float64.
+__device__ __forceinline__ void write_row_stats(const Params& P, int64_t row, uint64_t top, double ref, float s,
                                                 float u, float q, uint32_t cnt, const RowConst& rc,
                                                 double entropy_unit = 1.0) {
   const float qnan = __uint_as_float(0x7FC00000u);
   const uint32_t maxok = static_cast<uint32_t>(top >> 32);
+  const float max_logit = key_value(maxok);
   // NaN or +inf present (order keys >= +inf's), or every entry -inf (the max is -inf).
   const bool nonfinite = maxok >= kKeyPosInf || maxok == kKeyNegInf;
   float lse = qnan, ent = qnan, p2 = qnan, lnorm = qnan;
   if (P.softmax && !nonfinite) {
     const double ls = log(static_cast<double>(s));  // accurate log (fast-math maps logf to __logf)
-    lse = static_cast<float>(static_cast<double>(m) + ls);
-    lnorm = static_cast<float>(ls);
+    lse = static_cast<float>(ref + ls);
+    lnorm = static_cast<float>((ref - static_cast<double>(max_logit)) + ls);
     ent = static_cast<float>(ls - entropy_unit * static_cast<double>(u) / static_cast<double>(s));
     p2 = static_cast<float>(static_cast<double>(q) / (static_cast<double>(s) * static_cast<double>(s)));
   }
   float* st = P.stats + row * kNumStats;
-  st[kStatMaxLogit] = key_value(maxok);
+  st[kStatMaxLogit] = max_logit;
   st[kStatLogSumExp] = lse;
   st[kStatLogNormalizer] = lnorm;
   st[kStatEntropy] = ent;
@@ -223,6 +225,7 @@ inline int grid_for(int64_t total, int threads) {
   return static_cast<int>(blocks < 65535 * 16 ? (blocks < 1 ? 1 : blocks) : 65535 * 16);
 }
 
+#if !defined(MLMETRICS_DEVICE_ONLY)
 // The top-k of rows [0, n) by at::topk over unique 64-bit rank keys, in row chunks of at most
 // ~256 MB of keys (the statistics and target rank come from a fused kernel run with k = 1).
 template <int DT>
@@ -238,6 +241,7 @@ void general_topk(const Params& P, const at::TensorOptions& key_opts, cudaStream
                   static_cast<const int64_t*>(top.data_ptr<int64_t>()), P.k);
   }
 }
+#endif  // !MLMETRICS_DEVICE_ONLY
 
 }  // namespace cuda
 }  // namespace mlmetrics

@@ -1,8 +1,8 @@
 // What the kernels need from the platform, for a real CUDA build (nvcc) or the CPU emulation
-// (MLM_CUDA_EMU, csrc/cuda/emu/cuda_emu.h): launch_kernel, the current stream, a device guard.
+// (MLM_CUDA_EMU, csrc/cuda/emu/cuda_emu.h): the device-side types, and on the host
+// launch_kernel, the current stream, a device guard (left out under MLMETRICS_DEVICE_ONLY, a
+// translation unit of device code alone).
 #pragma once
-
-#include <ATen/ATen.h>
 
 #include <tuple>
 #include <utility>
@@ -10,11 +10,16 @@
 #if defined(MLM_CUDA_EMU)
 #include "emu/cuda_emu.h"
 #else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+#if !defined(MLMETRICS_DEVICE_ONLY)
+#include <ATen/ATen.h>
+#if !defined(MLM_CUDA_EMU)
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #endif
 
 namespace mlmetrics {
@@ -47,3 +52,5 @@ void launch_kernel(void (*kernel)(KA...), dim3 grid, dim3 block, cudaStream_t st
 #endif
 
 }  // namespace mlmetrics
+
+#endif  // !MLMETRICS_DEVICE_ONLY

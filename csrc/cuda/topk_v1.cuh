@@ -248,6 +248,7 @@ __global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
   if (lane == 0) write_row_stats(P, row, top, m, s, u, q, cnt, rc);
 }
 
+#if !defined(MLMETRICS_DEVICE_ONLY)
 template <int DT, int K>
 void launch_fused(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
   if (lp.layout == plan::kGroupLayout) {
@@ -274,6 +275,7 @@ struct Kernel {
     if (lp.general) general_topk<DT>(P, key_opts, stream);
   }
 };
+#endif  // !MLMETRICS_DEVICE_ONLY
 
 }  // namespace v1
 }  // namespace cuda

@@ -3,13 +3,7 @@
 // Semantics: mlmetrics/ops/reference.py.
 #pragma once
 
-#include <ATen/ATen.h>
-
 #include <cstdint>
-#include <cstring>
-#include <optional>
-#include <string>
-#include <tuple>
 
 #include "keys.h"
 
@@ -26,6 +20,21 @@ enum Stat : int64_t {
   kStatLogNormalizer = 6,  // log sum exp(x - max_logit): probabilities exp((x - max) - this), exact at any magnitude
   kNumStats = 7,
 };
+
+}  // namespace mlmetrics
+
+// MLMETRICS_DEVICE_ONLY: the columns alone, for translation units of device code without ATen
+// (benchmarks/gpu_static/cuda.py compiles the kernels so).
+#if !defined(MLMETRICS_DEVICE_ONLY)
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace mlmetrics {
 
 // (topk_logits f32 [N,k], topk_indices i64 [N,k], hits bool [N,k] or [N,0],
 //  row_stats f32 [N,kNumStats], target_rank i64 [N] or [0])
@@ -83,3 +92,5 @@ at::Tensor topk_label_hits_via(const at::Tensor& logits, const at::Tensor& label
 }
 
 }  // namespace mlmetrics
+
+#endif  // !MLMETRICS_DEVICE_ONLY

@@ -11,7 +11,9 @@ import torch
 
 from . import reference
 
-BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
+# "cuda" is the CUDA kernel measured on a GPU (v1); "cuda_v2" the newer one (csrc/cuda/topk_v2.cuh),
+# checked by the CPU emulation and the static SASS budget only: reachable by name, never "auto".
+BACKENDS = ("auto", "cpu", "cuda", "cuda_v2", "triton", "reference")
 
 # ---------------------------------------------------------------------------------------
 # The compiled extension
@@ -68,6 +70,10 @@ def _run_extension(logits, k, target, ranges, labels, class_subset, with_softmax
     return torch.ops.mlmetrics.topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
 
 
+def _run_cuda_v2(logits, k, target, ranges, labels, class_subset, with_softmax):
+    return torch.ops.mlmetrics.topk_stats_v2(logits, k, target, ranges, labels, class_subset, with_softmax)
+
+
 def _run_triton(logits, k, target, ranges, labels, class_subset, with_softmax):
     from .triton import topk_stats as triton_topk_stats
 
@@ -77,6 +83,7 @@ def _run_triton(logits, k, target, ranges, labels, class_subset, with_softmax):
 RUNNERS: dict[str, Callable] = {
     "cpu": _run_extension,
     "cuda": _run_extension,
+    "cuda_v2": _run_cuda_v2,
     "triton": _run_triton,
     "reference": reference.topk_stats,
 }
@@ -89,7 +96,7 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     if device.type == "cpu" and HAS_EXTENSION:
         out.append("cpu")
     if device.type == "cuda" and has_cuda_kernels():
-        out.append("cuda")
+        out += ["cuda", "cuda_v2"]
     if _triton_usable(device):
         out.append("triton")
     out.append("reference")
@@ -130,6 +137,7 @@ def resolve_backend(backend: str, logits: torch.Tensor, k: int) -> str:
             "cpu": "needs a CPU tensor and the compiled extension"
             + ("" if HAS_EXTENSION else f" (not loaded: {EXTENSION_ERROR})"),
             "cuda": "needs a CUDA tensor and the extension built with CUDA (MLMETRICS_CUDA=1)",
+            "cuda_v2": "needs a CUDA tensor and the extension built with CUDA (MLMETRICS_CUDA=1)",
             "triton": "needs triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)",
         }[backend]
         raise RuntimeError(f"backend {backend!r} is not available for a tensor on {device}: it {why}")
