@@ -11,7 +11,7 @@ from . import budgets, sass
 SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5), (4096, 21841, "float16", 5),
           (65536, 100, "float32", 5), (65536, 10, "float32", 5), (1024, 262144, "bfloat16", 5),
           (65536, 1000, "float32", 100)]
-BACKENDS = ["triton", "triton_filtered"]
+BACKENDS = ["triton", "triton_filtered", "cuda", "cuda_v2"]
 
 COLUMNS = [("case", "shape / variant", "{}"), ("backend", "backend", "{}"), ("kernel", "kernel", "{}"),
            ("hot_per_elem", "hot loop /elem", "{:.2f}"), ("hot_max_per_elem", "hot loop max /elem", "{:.1f}"),
@@ -28,11 +28,13 @@ def parse_shape(s):
 
 
 def run(shapes, backends, variants=("softmax",)):
-    from .triton import Case, analyze
+    from . import cuda, triton
+    from .triton import Case
 
     rows = []
     for n, c, dtype, k in shapes:
         for b in backends:
+            analyze = cuda.analyze if b.startswith("cuda") else triton.analyze
             for v in variants:
                 case = Case(b, n, c, dtype, k, with_softmax=v != "no-softmax", target=v == "target")
                 for r in analyze(case):

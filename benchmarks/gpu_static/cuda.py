@@ -179,6 +179,11 @@ def analyze(case) -> list[dict]:
     e_thread = elems / plan["threads"]
     cst["all_in_per_elem"] += plan["kernel_k"] * merge / e_thread
     cst["fixed_per_row"] += plan["kernel_k"] * merge / rpp
+    # EX2 per element slot a thread processes (the last tile of a row is padded, e.g. 128 slots
+    # for 125 elements): 1.0 means no exp beyond one per element on the common path
+    slots = iters * per_iter / plan["threads"] if info.hot else e_thread
+    cst["mufu_ex2_per_slot"] = cst["mufu_ex2_per_elem"] * e_thread / slots
+    cst["kernel"] = inst
     stream = info.hot.loads if info.hot else info.fixed.loads
     return [dict(backend=case.backend, case=case.label, n=case.n, c=case.c, dtype=case.dtype, k=case.k,
                  with_softmax=case.with_softmax, target=case.target, elem_bytes=eb,

@@ -28,14 +28,14 @@ constexpr int kMaxFusedK = 32;
 // c: classes the op sees (C' with class_subset), n rows; version: the kernel (1 or 2).
 // v1: 8 lanes per row up to C = 256, 32 up to 4096, then a block of 256 (512 past 16384).
 // v2: 8 lanes per row up to C = 2048 (more elements per lane: its per-row merge is amortised over
-// >= 32 vectors per lane), 32 up to 8192, then a block of 256 threads (128 from C = 65536: >= 512
+// >= 32 vectors per lane), 32 up to 32768, then a block of 256 threads (128 from C = 65536: >= 512
 // elements per thread).
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
   LaunchPlan p{};
   p.general = k > kMaxFusedK;
   p.kernel_k = p.general ? 1 : static_cast<int>(k);
   p.k_slots = p.kernel_k <= 8 ? 8 : 32;
-  const int64_t group_max_c = version == 1 ? 4096 : 8192;
+  const int64_t group_max_c = version == 1 ? 4096 : 32768;
   const int64_t lanes8_max_c = version == 1 ? 256 : 2048;
   if (c <= group_max_c) {
     p.layout = kGroupLayout;

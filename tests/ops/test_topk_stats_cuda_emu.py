@@ -64,11 +64,11 @@ def _layout(x, layout):
 
 
 # Shapes at the launch-plan switches (launch_plan.h; v1: 8 / 32 lanes per row at C = 256, a block
-# per row past 4096, 512 threads past 16384; v2: 8 / 32 lanes at 2048, a block past 8192, 128
+# per row past 4096, 512 threads past 16384; v2: 8 / 32 lanes at 2048, a block past 32768, 128
 # threads from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c,k", [(1, 1), (10, 10), (256, 8), (257, 9), (2048, 5), (2049, 9), (4096, 32),
-                                 (4097, 33), (8193, 8), (16385, 5), (65536, 3)])
+                                 (4097, 33), (16385, 5), (32769, 8), (65536, 3)])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "offset", "colstride2"])
 def test_plan_boundaries(emu, kernel, c, k, layout):
     g = torch.Generator().manual_seed(c + k)
