@@ -157,6 +157,8 @@ def _stream_shape(plan: dict, c: int, elem_bytes: int) -> tuple[float, int, int,
     128-bit vectors per iteration, the lanes of a row striding over its vectors."""
     v = 16 // elem_bytes
     lanes, threads = plan["lanes"], plan["threads"]
+    if lanes < v:  # fewer lanes than a vector's elements: the scalar path (one element per load)
+        v = 1
     rows = threads // lanes if plan["layout"] == 0 else 1
     vectors = c // v
     iters = max(1, -(-vectors // (LOADS_IN_FLIGHT * lanes)))

@@ -9,7 +9,7 @@ namespace mlmetrics {
 namespace plan {
 
 enum Layout : int {
-  kGroupLayout = 0,  // `lanes` lanes per row (8 or 32), threads / lanes rows per block
+  kGroupLayout = 0,  // `lanes` lanes per row (1, 8 or 32), threads / lanes rows per block
   kBlockLayout = 1,  // one block of `threads` threads per row
 };
 
@@ -27,7 +27,8 @@ constexpr int kMaxFusedK = 32;
 
 // c: classes the op sees (C' with class_subset), n rows; version: the kernel (1 or 2).
 // v1: 8 lanes per row up to C = 256, 32 up to 4096, then a block of 256 (512 past 16384).
-// v2: 8 lanes per row up to C = 2048 (more elements per lane: its per-row merge is amortised over
+// v2: one lane per row up to C = 32 (a row is one or a few tiles: nothing to share), 8 lanes up to
+// C = 2048 (more elements per lane: its per-row merge is amortised over
 // >= 32 vectors per lane), 32 up to 32768, then a block of 256 threads (128 from C = 65536: >= 512
 // elements per thread).
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
@@ -39,7 +40,7 @@ inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) 
   const int64_t lanes8_max_c = version == 1 ? 256 : 2048;
   if (c <= group_max_c) {
     p.layout = kGroupLayout;
-    p.lanes = c <= lanes8_max_c ? 8 : 32;
+    p.lanes = version == 2 && c <= 32 ? 1 : (c <= lanes8_max_c ? 8 : 32);
     p.threads = 256;
     const int64_t rows_per_block = p.threads / p.lanes;
     p.blocks = (n + rows_per_block - 1) / rows_per_block;

@@ -3,7 +3,7 @@
 // static SASS budget (benchmarks/gpu_static/cuda.py); not yet run on a GPU, so backend="auto"
 // never picks it (backend="cuda_v2" does).
 //
-// A row is scanned by a segment of W lanes (W = 8 or 32 lanes of a warp, or each warp of a block)
+// A row is scanned by a segment of W lanes (W = 1, 8 or 32 lanes of a warp, or each warp of a block)
 // in tiles of U 128-bit vectors per lane; every index of a tile is above every index of the tiles
 // before it. Per tile, on the common path:
 //   * one NaN-propagating max per element gives each lane's tile max cm;
@@ -272,7 +272,7 @@ __device__ __forceinline__ void scan_row(const Params& P, int64_t row, int lane,
   const uint32_t c = static_cast<uint32_t>(P.c);
   const int wl = lane % W;
   const float ninf = -INFINITY;
-  if (P.fast) {
+  if (P.fast && nl >= V) {  // (the head and tail below need a lane per element of a vector)
     const S* rp = static_cast<const S*>(P.x) + row * P.rs;
     const uintptr_t addr = reinterpret_cast<uintptr_t>(rp);
     int h = static_cast<int>(((16u - static_cast<unsigned>(addr & 15u)) & 15u) / sizeof(S));
@@ -361,7 +361,7 @@ __device__ __forceinline__ uint64_t merge_topk(const Params& P, int64_t row, Lan
 }
 
 // ---------------------------------------------------------------------------------------
-// G lanes per row (G = 8 or 32), blockDim.x / G rows per block.
+// G lanes per row (G = 1, 8 or 32), blockDim.x / G rows per block.
 // ---------------------------------------------------------------------------------------
 template <int DT, int K, int G, bool SOFTMAX>
 __global__ void __launch_bounds__(256) topk_group_kernel(const Params P) {
@@ -458,7 +458,9 @@ __global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
 template <int DT, int K, bool SOFTMAX>
 void launch_fused(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
   if (lp.layout == plan::kGroupLayout) {
-    auto kernel = lp.lanes == 8 ? &topk_group_kernel<DT, K, 8, SOFTMAX> : &topk_group_kernel<DT, K, 32, SOFTMAX>;
+    auto kernel = lp.lanes == 1   ? &topk_group_kernel<DT, K, 1, SOFTMAX>
+                  : lp.lanes == 8 ? &topk_group_kernel<DT, K, 8, SOFTMAX>
+                                  : &topk_group_kernel<DT, K, 32, SOFTMAX>;
     launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
   } else {
     launch_kernel(&topk_block_kernel<DT, K, SOFTMAX>, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads),
