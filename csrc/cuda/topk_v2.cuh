@@ -237,11 +237,11 @@ __device__ __forceinline__ void tile(Lane<K>& L, const float (&x)[NE], const uin
       const float r_new = fmaxf(L.r, seg_max_f<W>(cm, mask));  // fmaxf: NaN never becomes r
       if (r_new > L.r) L.move_ref(r_new);
     }
+    L.lmax = max(L.lmax, order_key(cm));  // (padding is -inf: a valid, weak seed)
 #pragma unroll
     for (int e = 0; e < NE; ++e) {
-      const uint32_t ok = order_key(x[e]);
-      if (j[e] < c) {
-        L.lmax = max(L.lmax, ok);
+      if (!(x[e] < L.thr_f) && j[e] < c) {  // the float test first: order keys only for candidates
+        const uint32_t ok = order_key(x[e]);
         if (ok > L.thr) L.insert(ok, j[e]);
       }
     }
