@@ -150,3 +150,22 @@ def test_emulation_matches_between_kernels_on_large_k(emu):
     want = _ref(x, 100)
     for kernel in KERNELS:
         assert_same_topk_stats(_run(getattr(emu, kernel), x, 100), want)
+
+
+# ---------------------------------------------------------------------------------------
+# The emulation itself (csrc/cuda/emu/cuda_emu.h): results of small kernels, and the errors it
+# raises where a GPU's behaviour would be undefined
+# ---------------------------------------------------------------------------------------
+def test_emulation_shuffles_votes_shared_memory(emu):
+    assert emu.selftest("xor_sum")[:32].tolist() == [496] * 32
+    seg = emu.selftest("segments")[:32].tolist()
+    assert seg == [(i | 7) for i in range(32)]  # even segments: lane 7's value; odd: the max
+    out = emu.selftest("shared_and_barrier").tolist()
+    assert out == [(b * 64 + 63 - t) + 16 for b in range(2) for t in range(64)]  # + popc(ballot of odd lanes)
+
+
+@pytest.mark.parametrize("name,what", [("exited_lane", "has exited"), ("outside_mask", "outside its mask"),
+                                       ("deadlock", "deadlock")])
+def test_emulation_reports_undefined_behaviour(emu, name, what):
+    with pytest.raises(RuntimeError, match=what):
+        emu.selftest(name)
