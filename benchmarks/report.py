@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Turn pytest-benchmark JSON from ``benchmarks/`` into a markdown report and a speedup plot.
 
-    pytest benchmarks/ --benchmark-only --benchmark-json benchmarks/results/cpu-2core.json
-    python benchmarks/report.py benchmarks/results/cpu-2core.json \
-        --md benchmarks/results/cpu-2core.md --png benchmarks/results/cpu-2core-speedup.png
+    pytest benchmarks/ --benchmark-only --benchmark-json benchmarks/results/cpu-intel-xeon-2core.json
+    python benchmarks/report.py benchmarks/results/cpu-intel-xeon-2core.json \
+        --md benchmarks/results/cpu-intel-xeon-2core.md --png benchmarks/results/cpu-intel-xeon-2core-speedup.png
 
 Everything is computed from the JSON alone: each benchmark's ``extra_info`` carries op,
 role (ours / peer / bound), impl, backend, device, n, c, k, dtype, bytes_read and

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from . import reference
+from . import checks, reference
 
 # "cuda" is the CUDA kernel measured on a GPU (v1); "cuda_v2" the newer one (csrc/cuda/topk_v2.cuh),
 # checked by the CPU emulation and the static SASS budget only: reachable by name, never "auto".
@@ -22,6 +22,10 @@ CPU_ISAS = ("avx512", "avx2", "scalar")
 if os.environ.get("MLMETRICS_CPU_ISA", CPU_ISAS[0]) not in CPU_ISAS:  # the kernel reads it at load
     raise ValueError(f"MLMETRICS_CPU_ISA must be one of {CPU_ISAS} (a cap on the CPU kernel's instruction set), "
                      f"got {os.environ['MLMETRICS_CPU_ISA']!r}")
+CPU_TUNES = ("auto", "intel", "amd")
+if os.environ.get("MLMETRICS_CPU_TUNE", CPU_TUNES[0]) not in CPU_TUNES:  # read with MLMETRICS_CPU_ISA
+    raise ValueError(f"MLMETRICS_CPU_TUNE must be one of {CPU_TUNES} (which of the CPU kernel's equivalent "
+                     f"versions run; auto: by the CPU's vendor), got {os.environ['MLMETRICS_CPU_TUNE']!r}")
 
 EXTENSION_ERROR: str | None = None
 try:
@@ -120,8 +124,7 @@ def choose_gpu_backend(n: int, c: int, k: int) -> str:
 
 
 def resolve_backend(backend: str, logits: torch.Tensor, k: int) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    checks.check_choice(backend, "backend", BACKENDS)
     device = logits.device
     if backend == "auto":
         if device.type == "cuda":
