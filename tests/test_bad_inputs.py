@@ -151,7 +151,7 @@ def test_with_softmax_must_be_a_bool(flag):
 
 
 def test_bad_backend_names_the_choices():
-    raises(ValueError, r"backend must be one of \('auto', 'cpu', 'cuda', 'triton', 'reference'\), got 'bogus'",
+    raises(ValueError, r"backend must be one of \('auto', 'cpu', 'cuda', 'cuda_v2', 'triton', 'reference'\), got 'bogus'",
            mlmetrics.topk_stats, X, 1, backend="bogus")
 
 
