@@ -54,7 +54,7 @@ def _extensions():
     if flag == "1" and torch.version.cuda is None:
         raise RuntimeError("MLMETRICS_CUDA=1 but the installed torch is a CPU-only build")
 
-    sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
+    sources = ["csrc/ops.cpp", "csrc/checks.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "include")]
     # torch picks the C++ standard its headers need. -fopenmp: at::parallel_for is an OpenMP
     # pragma inlined from ATen's headers; without it the CPU kernel runs on one thread. The

@@ -12,7 +12,7 @@ from . import budgets, sass
 SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5), (4096, 21841, "float16", 5),
           (65536, 100, "float32", 5), (65536, 10, "float32", 5), (1024, 262144, "bfloat16", 5),
           (65536, 1000, "float32", 100)]
-BACKENDS = ["triton", "triton_filtered"]
+BACKENDS = ["triton", "triton_filtered", "cuda", "cuda_v2"]
 
 COLUMNS = [("case", "shape / variant", "{}"), ("backend", "backend", "{}"), ("kernel", "kernel", "{}"),
            ("hot_per_elem", "hot loop /elem", "{:.2f}"), ("hot_rare_per_elem", "exact path /elem", "{:.1f}"),

@@ -137,11 +137,8 @@ TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::o
   at::Tensor subset;
   int64_t c = logits.size(1);
   if (class_subset.has_value()) {
-    subset = class_subset->contiguous();
+    subset = class_subset->contiguous();  // in range and distinct: check_topk_stats_inputs
     c = subset.numel();
-    auto [lo, hi] = at::aminmax(subset);
-    TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < logits.size(1),
-                "mlmetrics: class_subset entries must be in [0, C=", logits.size(1), ")");
   }
   auto f32 = logits.options().dtype(at::kFloat);
   auto i64 = logits.options().dtype(at::kLong);

@@ -3,13 +3,7 @@
 // Semantics: mlmetrics/ops/reference.py.
 #pragma once
 
-#include <ATen/ATen.h>
-
 #include <cstdint>
-#include <cstring>
-#include <optional>
-#include <string>
-#include <tuple>
 
 #include "keys.h"
 
@@ -27,6 +21,21 @@ enum Stat : int64_t {
   kNumStats = 7,
 };
 
+}  // namespace mlmetrics
+
+// MLMETRICS_DEVICE_ONLY: the columns alone, for translation units of device code without ATen
+// (benchmarks/gpu_static/cuda.py compiles the kernels so).
+#if !defined(MLMETRICS_DEVICE_ONLY)
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace mlmetrics {
+
 // (topk_logits f32 [N,k], topk_indices i64 [N,k], hits bool [N,k] or [N,0],
 //  row_stats f32 [N,kNumStats], target_rank i64 [N] or [0])
 using TopKStatsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
@@ -34,9 +43,12 @@ using TopKStatsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tenso
 
 // class_subset (optional int64 [C']): the op then sees row i as logits[i, class_subset[j]], j in [0, C'),
 // without copying the logits; every index it returns or takes (top-k, target, labels) is in [0, C').
-// The effective class count is C' (k <= C'). Entries of class_subset must be in [0, C) (checked).
+// The effective class count is C' (k <= C'). Entries of class_subset must be distinct and in [0, C)
+// (checked: an error, never a clamp).
 //
-// Checks shared by every device's implementation (raise c10::Error with a clear message).
+// Checks shared by every device's implementation (csrc/checks.cpp; raise c10::Error with a one-line
+// message). check_topk_stats_inputs calls check_class_subset.
+void check_class_subset(const at::Tensor& class_subset, int64_t c);
 void check_topk_stats_inputs(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
                              const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels,
                              const std::optional<at::Tensor>& class_subset);
@@ -81,3 +93,5 @@ at::Tensor topk_label_hits_via(const at::Tensor& logits, const at::Tensor& label
 }
 
 }  // namespace mlmetrics
+
+#endif  // !MLMETRICS_DEVICE_ONLY

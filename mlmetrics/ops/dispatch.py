@@ -11,9 +11,10 @@ import torch
 
 from . import checks, reference
 
-BACKENDS = ("auto", "cpu", "cuda", "triton", "triton_filtered", "reference")
-#: backends that "auto" never picks (not yet measured on a GPU); reachable by name
-UNMEASURED_BACKENDS = ("triton_filtered",)
+BACKENDS = ("auto", "cpu", "cuda", "cuda_v2", "triton", "triton_filtered", "reference")
+#: backends that "auto" never picks: kernels checked by the CPU emulation / interpreter and the static
+#: SASS budget but not yet timed on a GPU ("cuda" and "triton" are the kernels measured on an H100)
+UNMEASURED_BACKENDS = ("cuda_v2", "triton_filtered")
 
 # ---------------------------------------------------------------------------------------
 # The compiled extension
@@ -74,6 +75,10 @@ def _run_extension(logits, k, target, ranges, labels, class_subset, with_softmax
     return torch.ops.mlmetrics.topk_stats(logits, k, target, ranges, labels, class_subset, with_softmax)
 
 
+def _run_cuda_v2(logits, k, target, ranges, labels, class_subset, with_softmax):
+    return torch.ops.mlmetrics.topk_stats_v2(logits, k, target, ranges, labels, class_subset, with_softmax)
+
+
 def _run_triton(logits, k, target, ranges, labels, class_subset, with_softmax):
     from .triton import topk_stats as triton_topk_stats
 
@@ -89,6 +94,7 @@ def _run_triton_filtered(logits, k, target, ranges, labels, class_subset, with_s
 RUNNERS: dict[str, Callable] = {
     "cpu": _run_extension,
     "cuda": _run_extension,
+    "cuda_v2": _run_cuda_v2,
     "triton": _run_triton,
     "triton_filtered": _run_triton_filtered,
     "reference": reference.topk_stats,
@@ -102,7 +108,7 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     if device.type == "cpu" and HAS_EXTENSION:
         out.append("cpu")
     if device.type == "cuda" and has_cuda_kernels():
-        out.append("cuda")
+        out += ["cuda", "cuda_v2"]
     if _triton_usable(device):
         out += ["triton", "triton_filtered"]
     out.append("reference")
@@ -142,6 +148,7 @@ def resolve_backend(backend: str, logits: torch.Tensor, k: int) -> str:
             "cpu": "needs a CPU tensor and the compiled extension"
             + ("" if HAS_EXTENSION else f" (not loaded: {EXTENSION_ERROR})"),
             "cuda": "needs a CUDA tensor and the extension built with CUDA (MLMETRICS_CUDA=1)",
+            "cuda_v2": "needs a CUDA tensor and the extension built with CUDA (MLMETRICS_CUDA=1)",
             "triton": "needs triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)",
             "triton_filtered": "needs triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)",
         }[backend]

@@ -9,6 +9,7 @@ from .schema import NUM_STATS
 def register() -> None:
     """Register the fake impls (called once, after the extension defined the ops)."""
 
+    @torch.library.register_fake("mlmetrics::topk_stats_v2")
     @torch.library.register_fake("mlmetrics::topk_stats")
     def _topk_stats_fake(logits, k, target, label_ranges, labels, class_subset, with_softmax):
         n = logits.shape[0]

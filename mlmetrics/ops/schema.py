@@ -17,6 +17,11 @@ SCHEMAS = {
         "topk_stats(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, "
         "Tensor? class_subset, bool with_softmax) "
         "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)"),
+    # CUDA kernel v2 (csrc/cuda/topk_v2.cuh), same contract as topk_stats; backend="cuda_v2"
+    "topk_stats_v2": (
+        "topk_stats_v2(Tensor logits, int k, Tensor? target, Tensor? label_ranges, Tensor? labels, "
+        "Tensor? class_subset, bool with_softmax) "
+        "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)"),
     "softmax_topk": "softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)",
     "topk_label_hits": "topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor",
 }

@@ -1,17 +1,13 @@
-"""Parity of the CUDA kernels (csrc/cuda/topk_stats.cu) with mlmetrics.reference.
+"""Parity of the CUDA kernels (csrc/cuda/: v1 as mlmetrics::topk_stats, v2 as
+mlmetrics::topk_stats_v2) with mlmetrics.reference, on a CUDA device.
 
 Indices, hits, target ranks and the nonfinite flag must be bit-identical to the reference; the
 softmax statistics agree within float32 tolerance. Skipped without a CUDA device or without the
-extension's CUDA kernels.
-
-Run as a script (``python tests/gpu/test_cuda_topk_stats.py --bench``) for the benchmark whose
-numbers are in benchmarks/results/gpu_cuda_notes.md.
+extension's CUDA kernels. The benchmark is benchmarks/gpu/bench_cuda.py; the same device code on
+the CPU: tests/ops/test_topk_stats_cuda_emu.py.
 """
 from __future__ import annotations
 
-import sys
-
-import numpy as np
 import pytest
 import torch
 
@@ -32,8 +28,18 @@ SOFT_COLS = [Stat.LOGSUMEXP, Stat.ENTROPY, Stat.SUM_P2, Stat.LOG_NORMALIZER]
 EXACT_COLS = [Stat.MAX_LOGIT, Stat.TARGET_LOGIT, Stat.NONFINITE]
 
 
+KERNEL = {"op": "topk_stats"}  # the kernel under test (set per test by the `kernel` fixture)
+
+
+@pytest.fixture(autouse=True, params=["topk_stats", "topk_stats_v2"], ids=["v1", "v2"])
+def kernel(request):
+    KERNEL["op"] = request.param
+    yield request.param
+    KERNEL["op"] = "topk_stats"
+
+
 def _op(logits, k, target=None, ranges=None, labels=None, subset=None, with_softmax=True):
-    return torch.ops.mlmetrics.topk_stats(logits, k, target, ranges, labels, subset, with_softmax)
+    return getattr(torch.ops.mlmetrics, KERNEL["op"])(logits, k, target, ranges, labels, subset, with_softmax)
 
 
 def _check(out, ref, *, rtol=5e-5, atol=5e-5):
@@ -169,16 +175,37 @@ def _perm_subset(c, gen):
     return torch.randperm(c, generator=gen)[: max(1, c // 3)]
 
 
-def _dup_subset(c, gen):
-    return torch.randint(0, c, (max(1, c // 2),), generator=gen)
-
-
-@pytest.mark.parametrize("subset", [_perm_subset, _dup_subset], ids=["perm", "dup"])
+@pytest.mark.parametrize("subset", [_perm_subset], ids=["perm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("c,k", [(10, 2), (1000, 5), (1000, 100), (30000, 5)])
 def test_class_subset(subset, dtype, c, k):
     _case(11, c, k, dtype, "ties" if c == 10 else "normal", subset=subset, seed=c + k)
     _case(11, c, k, dtype, "special", subset=subset, layout="transposed", seed=c + k + 1)
+
+
+def test_class_subset_checked_never_clamped():
+    x = torch.randn(3, 10, device="cuda")
+    for bad, what in [([0, 10], "must be in \\[0, C=10\\), got 10"), ([-1, 2], "got -1"),
+                      ([4, 2, 4], "distinct, got 4 more than once")]:
+        with pytest.raises(RuntimeError, match=what):
+            _op(x, 1, subset=torch.tensor(bad, device="cuda"))
+
+
+def test_class_subset_checked_once_per_tensor_version():
+    """The second call with the same subset tensor needs no host sync (its check is cached)."""
+    x = torch.randn(300, 3000, device="cuda")
+    subset = torch.randperm(3000, device="cuda")[:1000]
+    ref = _op(x, 5, subset=subset)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = _op(x, 5, subset=subset)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(out[1].cpu(), ref[1].cpu())
+    subset[0] = 3000  # an in-place change: checked again
+    with pytest.raises(RuntimeError, match="got 3000"):
+        _op(x, 5, subset=subset)
 
 
 @pytest.mark.parametrize("label_dtype", [torch.int32, torch.int64], ids=str)
@@ -206,14 +233,18 @@ def test_empty_and_single_class():
 
 
 def test_softmax_topk_and_label_hits_ops():
+    import mlmetrics
+
+    backend = "cuda" if KERNEL["op"] == "topk_stats" else "cuda_v2"  # "cuda": the registered ops
     gen = torch.Generator().manual_seed(1)
     x = _logits(40, 777, torch.float32, gen, "special").cuda()
-    probs, idx = torch.ops.mlmetrics.softmax_topk(x, 7)
+    probs, idx = mlmetrics.softmax_topk(x, 7, backend=backend)
     rp, ri = reference.softmax_topk(x, 7)
     assert torch.equal(idx.cpu(), ri.cpu())
     torch.testing.assert_close(probs.cpu(), rp.cpu(), rtol=1e-4, atol=1e-6, equal_nan=True)
     ranges, labs = _random_sets(40, 777, gen)
-    hits = torch.ops.mlmetrics.topk_label_hits(x, ranges.cuda(), labs.cuda(), 7)
+    hits = (torch.ops.mlmetrics.topk_label_hits(x, ranges.cuda(), labs.cuda(), 7) if backend == "cuda"
+            else _op(x, 7, None, ranges.cuda(), labs.cuda(), None, False)[2])
     assert torch.equal(hits.cpu(), reference.topk_label_hits(x, ranges, labs, 7).cpu())
 
 
@@ -224,7 +255,8 @@ def test_public_api_backend_cuda():
     x = _logits(64, 1000, torch.bfloat16, gen).cuda()
     sets = mlmetrics.LabelSets.from_lists([[i % 1000, (7 * i) % 1000] for i in range(64)], 1000)
     tgt = torch.randint(0, 1000, (64,), generator=gen).cuda()
-    got = mlmetrics.topk_stats(x, 5, target=tgt, label_sets=sets, backend="cuda")
+    backend = "cuda" if KERNEL["op"] == "topk_stats" else "cuda_v2"
+    got = mlmetrics.topk_stats(x, 5, target=tgt, label_sets=sets, backend=backend)
     ref = mlmetrics.topk_stats(x, 5, target=tgt, label_sets=sets, backend="reference")
     _check(tuple(got), tuple(ref))
 
@@ -255,10 +287,10 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
        kfrac=st.floats(0.0, 1.0), small_k=st.booleans(), dtype=st.sampled_from(DTYPES),
        kind=st.sampled_from(["normal", "ties", "special"]),
        layout=st.sampled_from(["contig", "transposed", "offset", "colstride2"]),
-       subset=st.sampled_from([None, _perm_subset, _dup_subset]), target=st.booleans(), labels=st.booleans(),
+       subset=st.sampled_from([None, _perm_subset]), target=st.booleans(), labels=st.booleans(),
        with_softmax=st.booleans(), seed=st.integers(0, 2**16))
 def test_random_cases(n, c, kfrac, small_k, dtype, kind, layout, subset, target, labels, with_softmax, seed):
-    cs = c if subset is None else max(1, c // 3 if subset is _perm_subset else c // 2)
+    cs = c if subset is None else max(1, c // 3)
     k = 1 + int(kfrac * (min(cs, 32) - 1 if small_k else cs - 1))
     _case(n, c, k, dtype, kind, seed=seed, target=target, labels=labels, with_softmax=with_softmax,
           layout=layout, subset=subset)
@@ -272,91 +304,3 @@ def test_large_values_accuracy():
     out = _op(xd, 5)
     ref = reference.topk_stats(xd, 5)
     _check(out, ref, rtol=2e-5, atol=1e-4)
-
-
-# ------------------------------------------------------------------------------------------
-# Benchmark (python tests/gpu/test_cuda_topk_stats.py --bench)
-# ------------------------------------------------------------------------------------------
-def _time_ms(fn, iters=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return float(np.median(times))
-
-
-def bench(shapes=None):
-    dev = torch.device("cuda")
-    name = torch.cuda.get_device_name(0)
-    print(f"device: {name}; torch {torch.__version__}")
-    shapes = shapes or [
-        (65536, 1000, torch.float32, 5), (4096, 131072, torch.bfloat16, 5),
-        (65536, 1000, torch.bfloat16, 5), (65536, 1000, torch.float16, 5),
-        (4096, 131072, torch.float32, 5), (8192, 21841, torch.float32, 5),
-        (65536, 10, torch.float32, 5), (65536, 100, torch.float32, 5), (16384, 3000, torch.float32, 5),
-        (64, 262144, torch.float32, 5), (65536, 1000, torch.float32, 1), (65536, 1000, torch.float32, 20),
-        (65536, 1000, torch.float32, 100), (4096, 131072, torch.bfloat16, 100),
-    ]
-    rows = []
-    gen = torch.Generator(device=dev).manual_seed(0)
-    for n, c, dt, k in shapes:
-        x = (torch.randn(n, c, device=dev, generator=gen) * 3).to(dt)
-        nbytes = x.numel() * x.element_size()
-        # ReaL-like label sets: 1..3 labels per row
-        sizes = torch.randint(1, 4, (n,), device=dev, generator=gen)
-        offsets = torch.zeros(n + 1, dtype=torch.int64, device=dev)
-        torch.cumsum(sizes, 0, out=offsets[1:])
-        labels = torch.randint(0, c, (int(offsets[-1]),), device=dev, generator=gen, dtype=torch.int32)
-        ranges = torch.stack([offsets[:-1], offsets[1:]], 1)
-        padded = torch.full((n, 3), -1, dtype=torch.int64, device=dev)
-        pos = torch.arange(3, device=dev)[None, :]
-        take = pos < sizes[:, None]
-        padded[take] = labels.long()
-        target = torch.randint(0, c, (n,), device=dev, generator=gen)
-
-        def ours_soft():  # the same outputs as the torch baseline: softmax stats + top-k + hits
-            return _op(x, k, None, ranges, labels, None, True)
-
-        def ours_full():  # + target rank / target logit
-            return _op(x, k, target, ranges, labels, None, True)
-
-        def ours_hits():
-            return _op(x, k, None, ranges, labels, None, False)
-
-        def torch_base():
-            p = torch.softmax(x, -1)
-            v, i = p.topk(k, -1)
-            return v, (i[:, :, None] == padded[:, None, :]).any(-1)
-
-        def read_probe():  # practical read bandwidth: one reduction over the tensor
-            return torch.amax(x)
-
-        t_soft = _time_ms(ours_soft)
-        t_full = _time_ms(ours_full)
-        t_hits = _time_ms(ours_hits)
-        t_torch = _time_ms(torch_base)
-        t_probe = _time_ms(read_probe)
-        row = dict(n=n, c=c, dtype=str(dt).replace("torch.", ""), k=k, MB=nbytes / 1e6,
-                   ours_ms=t_soft, ours_GBs=nbytes / t_soft / 1e6, full_ms=t_full, hits_only_ms=t_hits,
-                   hits_only_GBs=nbytes / t_hits / 1e6, torch_ms=t_torch, speedup=t_torch / t_soft,
-                   amax_GBs=nbytes / t_probe / 1e6)
-        rows.append(row)
-        print(" | ".join(f"{key}={val:.4g}" if isinstance(val, float) else f"{key}={val}" for key, val in row.items()),
-              flush=True)
-        del x
-        torch.cuda.empty_cache()
-    return name, rows
-
-
-if __name__ == "__main__":
-    if "--bench" in sys.argv:
-        bench()
-    else:
-        sys.exit(pytest.main([__file__, "-q", "-x"]))
