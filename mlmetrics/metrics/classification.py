@@ -110,6 +110,7 @@ class ClassificationMetrics:
         self._device = torch.device("cpu")
         self._sets_on_device: LabelSets | None = label_sets
         self._synced: dict | None = None
+        self.row_hook = None  # called as row_hook(x [N, F], sample_index) per streamed batch (mlmetrics.stats)
         self.reset()
 
     # ---- state ------------------------------------------------------------------------
@@ -198,6 +199,8 @@ class ClassificationMetrics:
             if valid_idx is not None:
                 x = x * valid_idx[:, None].to(x.dtype)  # rows with a bad index contribute nothing
             _core.accumulate(self.cfg, self.state, x)
+            if self.row_hook is not None:
+                self.row_hook(x, sample_index)
         return st
 
     # ---- reduction --------------------------------------------------------------------

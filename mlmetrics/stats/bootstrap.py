@@ -1,0 +1,124 @@
+"""The streaming Poisson bootstrap of row-weighted sum states.
+
+A metric's state is a dict of float64 sums ``state[name] = sum_i g_i[name]`` over rows i (per-row
+*contributions* g_i). Replicate b of the state is ``sum_i W[i, b] * g_i`` with ``W[i, b]`` the
+Poisson(1) weight of row i's sample (:mod:`mlmetrics.stats.weights`). So the replicate states are
+``G^T W``: float64 ``[total state size, B]``, added per batch, merged / all-reduced with SUM, and
+the same (bit for bit when the contributions are integers) whatever the batching, batch order or
+number of processes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+
+from .weights import poisson_weights
+
+#: blocks at least this wide are added through their non-zero entries on CPU (per-class counts:
+#: one non-zero per row) instead of a dense matmul
+WIDE = 64
+DEFAULT_REPLICATES = 1000
+
+
+def _check_replicates(replicates) -> int:
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 2:
+        raise ValueError(f"replicates must be an int >= 2 (default {DEFAULT_REPLICATES}), got {replicates!r}")
+    return replicates
+
+
+class PoissonBootstrap:
+    """Replicate sums of a state whose entries have the shapes ``shapes`` ({name: shape}).
+
+    ``self.sums`` is float64 [total, B] (state entry major, so each row's contribution is a
+    contiguous add); :meth:`replicate` gives replicate b as a state dict.
+    """
+
+    def __init__(self, shapes: Mapping[str, tuple], replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+                 device=None):
+        self.replicates = _check_replicates(replicates)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        self.seed = seed
+        self.shapes = {k: tuple(v) for k, v in shapes.items()}
+        self.slices: dict[str, slice] = {}
+        off = 0
+        for k, shp in self.shapes.items():
+            n = math.prod(shp)
+            self.slices[k] = slice(off, off + n)
+            off += n
+        self.total = off
+        self.sums = torch.zeros(off, self.replicates, dtype=torch.float64, device=device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.sums.device
+
+    def to(self, device) -> "PoissonBootstrap":
+        self.sums = self.sums.to(device)
+        return self
+
+    def weights(self, sample_index: torch.Tensor) -> torch.Tensor:
+        """float64 [N, B]: the Poisson weights of the rows ``sample_index``."""
+        return poisson_weights(sample_index.to(self.device), self.replicates, self.seed)
+
+    def add(self, sample_index: torch.Tensor, contributions: torch.Tensor, layout: Mapping[str, slice],
+            weights: torch.Tensor | None = None) -> None:
+        """Add rows: ``contributions`` float64 [N, S] whose columns ``layout[name]`` are the per-row
+        contributions to ``state[name]`` (flattened); ``sample_index`` int [N]. A state entry
+        missing from ``layout`` gets nothing. Rows to leave out carry zero contributions."""
+        g = contributions.to(self.device, torch.float64)
+        w = self.weights(sample_index) if weights is None else weights
+        src, dst = [], []
+        for name, cols in layout.items():
+            d = self.slices[name]
+            width = cols.stop - cols.start
+            if width != d.stop - d.start:
+                raise ValueError(f"contributions to {name!r} have {width} columns, the state {d.stop - d.start}")
+            if width >= WIDE and g.device.type == "cpu":  # e.g. per-class counts: one non-zero per row
+                rows, c = g[:, cols].nonzero(as_tuple=True)
+                self.sums.index_add_(0, c + d.start, w[rows] * g[rows, c + cols.start][:, None])
+            else:
+                src.append(torch.arange(cols.start, cols.stop))
+                dst.append(torch.arange(d.start, d.stop))
+        if src:
+            s_, d_ = torch.cat(src).to(g.device), torch.cat(dst).to(g.device)
+            self.sums.index_add_(0, d_, g[:, s_].t() @ w)
+
+    def add_scattered(self, sample_index: torch.Tensor, name: str, index: torch.Tensor, values: torch.Tensor,
+                      weights: torch.Tensor | None = None) -> None:
+        """Add ``values`` [N] at flat position ``index`` [N] of ``state[name]`` (a scatter_add)."""
+        w = self.weights(sample_index) if weights is None else weights
+        d = self.slices[name]
+        self.sums.index_add_(0, index.to(self.device) + d.start, w * values.to(self.device, torch.float64)[:, None])
+
+    def merge(self, other: "PoissonBootstrap") -> "PoissonBootstrap":
+        if (other.replicates, other.seed, other.shapes) != (self.replicates, self.seed, self.shapes):
+            raise ValueError("can only merge bootstraps with the same replicates, seed and state layout")
+        self.sums += other.sums.to(self.device)
+        return self
+
+    def all_reduce(self) -> torch.Tensor:
+        """SUM over ``torch.distributed`` (every rank must call it); returns the reduced sums
+        (the local ones stay as they are)."""
+        d = torch.distributed
+        out = self.sums.clone()
+        if d.is_available() and d.is_initialized() and d.get_world_size() > 1:
+            d.all_reduce(out, op=d.ReduceOp.SUM)
+        return out
+
+    def replicate(self, b: int, sums: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Replicate b as a state dict (views into ``sums``, default ``self.sums``)."""
+        row = (self.sums if sums is None else sums)[:, b]
+        return {k: row[s].reshape(self.shapes[k]) for k, s in self.slices.items()}
+
+    def state_dict(self) -> dict:
+        return {"sums": self.sums.detach().clone(), "replicates": self.replicates, "seed": self.seed,
+                "names": list(self.shapes)}
+
+    def load_state_dict(self, sd: dict) -> None:
+        if sd["replicates"] != self.replicates or sd["seed"] != self.seed or list(sd["names"]) != list(self.shapes) \
+                or tuple(sd["sums"].shape) != tuple(self.sums.shape):
+            raise ValueError("bootstrap state_dict comes from another configuration")
+        self.sums = sd["sums"].to(self.device, torch.float64).clone()
