@@ -1,15 +1,25 @@
-"""Stateful classification metrics: ``ClassificationMetrics`` and its one-number subclasses."""
+"""Stateful classification metrics: ``ClassificationMetrics`` and its one-number subclasses.
+
+``ClassificationMetrics`` composes the functional groups of :mod:`mlmetrics.functional`: each
+``update`` runs the one ``topk_stats`` call and adds the groups' per-row contributions to a
+declared state (:meth:`ClassificationMetrics.state_spec`), or, with ``dedupe``, writes each
+sample's packed record (:mod:`._core`); ``compute`` reduces the summed state with the groups'
+``*_reduce``.
+"""
 from __future__ import annotations
 
-import copy
-import math
 from typing import Iterable, Sequence
 
 import torch
 
 from ..data.labels import LabelSets
-from . import _core
-from ._core import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES
+from ..functional import _inputs
+from ..functional._state import Rows, StateSpec, empty_state, merge_into
+from ..functional.classification import classification_reduce, classification_rows, classification_spec
+from ..functional.config import (DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES, check_backend, check_bool, check_choice,
+                                 check_int, make_config)
+from ..ops import TopKStats
+from ._core import INT32_MIN, RecordLayout
 
 
 def _dist_world() -> int:
@@ -34,18 +44,19 @@ class ClassificationMetrics:
         include: metric groups to compute, a subset of ``("accuracy", "nll", "calibration",
             "ood", "multilabel")`` (default: all). ``with_softmax`` is only requested from the op
             when one of ``nll``, ``calibration``, ``ood`` is included.
-        class_subset: int64 [C'] class indices: score ``logits[:, class_subset]`` without copying
-            (ImageNet-A/R: see :func:`mlmetrics.functional.load_class_subset`). Targets, label sets,
-            per-class outputs are then indices into ``class_subset``.
+        class_subset: int64 [C'] distinct class indices: score ``logits[:, class_subset]`` without
+            copying (ImageNet-A/R: see :func:`mlmetrics.functional.load_class_subset`). Targets,
+            label sets, per-class outputs are then indices into ``class_subset``.
         nonfinite: ``"error"`` (default): :meth:`compute` raises ``ValueError`` naming how many rows
             had an undefined softmax (NaN or +inf present, or every entry -inf). ``"ignore"``: such
             rows are excluded from every metric and counted in the output as ``"nonfinite_rows"``.
         num_samples: dataset size, enabling per-sample dedupe by ``sample_index`` without label sets.
-        dedupe: keep a per-sample record (float64 ``[num_samples + 1, F]``, written at
-            ``sample_index``) instead of plain sums, so a sample seen twice (a DistributedSampler's
-            padding, a repeated batch) counts once; ranks combine records with ``all_reduce(MAX)``.
-            Default: on when the dataset size is known (``label_sets`` or ``num_samples``).
-            Without it the state is sums and counts (all_reduce(SUM)), duplicates count twice.
+        dedupe: keep a packed per-sample record (int32 ``[num_samples + 1, words]``, 32-40 B a
+            sample, written at ``sample_index``) instead of plain sums, so a sample seen twice (a
+            DistributedSampler's padding, a repeated batch) counts once; ranks combine records
+            with ``all_reduce(MAX)``. Default: on when the dataset size is known (``label_sets`` or
+            ``num_samples``). Without it the state is sums and counts (all_reduce(SUM)), duplicates
+            count twice.
         max_label_k: cap on |Y_i| scored by variable top-k; the op's k is
             ``max(max(topk), min(largest |Y_i| in label_sets, max_label_k, C))``. Samples with a
             larger set are left out of variable top-k / subgroups / ASMA and counted in
@@ -55,22 +66,30 @@ class ClassificationMetrics:
             changes ``subgroup_*`` and ``asma``.
         backend: passed to :func:`mlmetrics.topk_stats` (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
 
-    State lives on the logits' device (moved there at the first ``update``); ``update`` never
-    syncs the host. Invalid targets (outside ``[0, C)``) and ``sample_index`` values outside the
-    label sets are counted on the device and reported by :meth:`compute` as ``ValueError``.
+    Every argument is checked here (a one-line ``TypeError`` / ``ValueError``). State lives on
+    the logits' device (moved there at the first ``update``); ``update`` never syncs the host and
+    never keeps autograd history. Logits may be float32/float16/bfloat16 or float64 (scored in
+    float32). State dtypes are fixed (:meth:`state_spec`): inputs are cast, never the state.
+    Invalid targets (outside ``[0, C)``) and ``sample_index`` values outside the label sets are
+    counted on the device and reported by :meth:`compute` as ``ValueError``.
     """
+
+    #: records decoded per step in compute() / sync(): bounds their extra memory
+    RECORD_CHUNK = 8192
 
     def __init__(self, num_classes: int, topk: Sequence[int] = (1, 5), label_sets: LabelSets | None = None,
                  ece_bins: int = 15, *, include: Iterable[str] | None = None, class_subset=None,
                  nonfinite: str = "error", num_samples: int | None = None, dedupe: bool | None = None,
                  max_label_k: int = DEFAULT_MAX_LABEL_K, subgroup_cap: int | None = None,
                  backend: str = "auto"):
-        if nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        num_classes = check_int("num_classes", num_classes)
+        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        self.backend = check_backend(backend)
+        num_samples = check_int("num_samples", num_samples, optional=True)
+        if dedupe is not None:
+            check_bool("dedupe", dedupe)
         if label_sets is not None and not isinstance(label_sets, LabelSets):
             raise TypeError(f"label_sets must be a mlmetrics.LabelSets, got {type(label_sets).__name__}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         self.logits_width = num_classes
         self.class_subset = None
         scored = num_classes
@@ -81,6 +100,8 @@ class ClassificationMetrics:
             cs = cs.to(torch.int64)
             if int(cs.min()) < 0 or int(cs.max()) >= num_classes:
                 raise ValueError(f"class_subset holds indices outside [0, num_classes={num_classes})")
+            if torch.unique(cs).numel() != cs.numel():
+                raise ValueError("class_subset holds duplicate class indices")
             self.class_subset = cs
             scored = cs.numel()
         max_set = None
@@ -90,40 +111,44 @@ class ClassificationMetrics:
             if label_sets._ranges is not None and label_sets._ranges.shape[0] != label_sets.offsets.numel() - 1:
                 raise ValueError("label_sets must be the whole data set, not a batch view")
             sizes = label_sets.sizes()
-            max_set = int(sizes.max()) if sizes.numel() else 0
-            max_set = max(max_set, 1)
+            max_set = max(int(sizes.max()) if sizes.numel() else 0, 1)
             if num_samples is not None and num_samples != len(label_sets):
                 raise ValueError(f"num_samples={num_samples} but label_sets holds {len(label_sets)} samples")
             num_samples = len(label_sets)
-        if isinstance(max_label_k, bool) or not isinstance(max_label_k, int) or max_label_k < 1:
-            raise ValueError(f"max_label_k must be a positive int, got {max_label_k!r}")
-        self.cfg = _core.make_config(scored, topk, ece_bins, include, max_set, max_label_k, subgroup_cap)
+        self.cfg = make_config(scored, topk, ece_bins, include, max_set, max_label_k, subgroup_cap)
         self.label_sets = label_sets
-        self.nonfinite = nonfinite
-        self.backend = backend
-        self.num_samples = None if num_samples is None else int(num_samples)
+        self.num_samples = num_samples
         if dedupe is None:
             dedupe = self.num_samples is not None
         if dedupe and self.num_samples is None:
             raise ValueError("dedupe=True needs the data set size: pass label_sets or num_samples")
-        self.dedupe = bool(dedupe)
+        self.dedupe = dedupe
+        self.records = RecordLayout.of(self.cfg) if dedupe else None
+        self._sums_spec = classification_spec(self.cfg)
         self._device = torch.device("cpu")
         self._sets_on_device: LabelSets | None = label_sets
         self._synced: dict | None = None
-        self.row_hook = None  # called as row_hook(x [N, F], sample_index) per streamed batch (mlmetrics.stats)
         self.reset()
 
     # ---- state ------------------------------------------------------------------------
+    def state_spec(self) -> dict[str, StateSpec]:
+        """name -> :class:`~mlmetrics.functional.StateSpec` (shape, dtype, reduction "sum" | "max",
+        fill) of every tensor in :attr:`state`: the summed state (:meth:`sums_spec`), or with
+        dedupe ``bad_index`` ("sum") and ``records`` (int32 [num_samples + 1, words], "max",
+        fill INT32_MIN). ``sync``/``merge`` and the torchmetrics adapter's ``add_state`` read it."""
+        if not self.dedupe:
+            return dict(self._sums_spec)
+        return {"bad_index": StateSpec(()),
+                "records": StateSpec((self.num_samples + 1, self.records.words), torch.int32, "max", INT32_MIN)}
+
+    def sums_spec(self) -> dict[str, StateSpec]:
+        """Spec of the summed state that :meth:`reduce` reads and :meth:`row_contributions` fills
+        (every entry float64, "sum")."""
+        return dict(self._sums_spec)
+
     def reset(self) -> None:
         """Forget every update."""
-        self.state = _core.empty_state(self.cfg, self._device)
-        self.errors = torch.zeros(1, dtype=torch.float64, device=self._device)  # bad sample_index rows
-        self.records = None
-        if self.dedupe:
-            f = len(self.cfg.feature_names)
-            # row num_samples is a trash row for invalid indices; unseen rows stay -inf (MAX-reducible)
-            self.records = torch.full((self.num_samples + 1, f + 1), -math.inf, dtype=torch.float64,
-                                      device=self._device)
+        self.state = empty_state(self.state_spec(), self._device)
         self._next_index = 0
         self._synced = None
 
@@ -132,41 +157,84 @@ class ClassificationMetrics:
             return
         self._device = device
         self.state = {k: v.to(device) for k, v in self.state.items()}
-        self.errors = self.errors.to(device)
-        if self.records is not None:
-            self.records = self.records.to(device)
         if self.label_sets is not None:
             self._sets_on_device = self.label_sets.to(device)
 
+    def to(self, *args, **kwargs) -> "ClassificationMetrics":
+        """Move the state to a device (``m.to("cuda")``). A dtype argument is accepted and ignored:
+        state dtypes are fixed by :meth:`state_spec`, logits of any dtype are cast at ``update``."""
+        for a in list(args) + list(kwargs.values()):
+            if isinstance(a, (str, torch.device)):
+                self._to(torch.device(a))
+            elif isinstance(a, torch.Tensor):
+                self._to(a.device)
+        return self
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__)
+
+    def __setstate__(self, d: dict) -> None:
+        # an unpickled metric owns its state: torch.multiprocessing (ddp_spawn) ships tensors in
+        # shared memory, and two processes adding into one storage would count every row twice
+        self.__dict__.update(d)
+        self.state = {k: v.clone() for k, v in self.state.items()}
+        self._synced = None
+
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
-               sample_index: torch.Tensor | None = None):
-        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16), ``target`` [N] int (optional),
+               sample_index: torch.Tensor | None = None) -> TopKStats:
+        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16/fp64), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
         unused when neither ``label_sets`` nor ``num_samples`` was given).
 
         Returns the batch's :class:`~mlmetrics.TopKStats` (k = ``self.cfg.k``, softmax columns NaN
         when no softmax metric is included), so a caller can reuse this one read of the logits."""
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-        if logits.dim() != 2:
-            raise ValueError(f"logits must be 2-D [N, C], got shape {tuple(logits.shape)}")
-        if logits.shape[1] != self.logits_width:
-            raise ValueError(f"logits have C={logits.shape[1]} columns but num_classes={self.logits_width}")
+        return self.update_rows(logits, target, sample_index, want_rows=False)[0]
+
+    def update_rows(self, logits: torch.Tensor, target: torch.Tensor | None = None,
+                    sample_index: torch.Tensor | None = None, *, want_rows: bool = True):
+        """:meth:`update`, also returning the batch's per-row contributions to the summed state:
+        ``(stats, rows)`` with ``rows`` a :class:`~mlmetrics.functional.Rows` (``rows.sum()`` =
+        the batch's delta of :meth:`sums_spec`; ``rows.dense()`` = float64 G [N, S] + layout;
+        ``rows.weighted(W)`` = the states of row weightings W [N, R]; ``rows.sample_index`` the
+        rows' sample indices or None). One op call either way."""
+        with torch.no_grad():
+            return self._update(logits, target, sample_index, want_rows)
+
+    def _update(self, logits, target, sample_index, want_rows):
+        logits = _inputs.as_logits(logits, self.logits_width)
         n = logits.shape[0]
         self._to(logits.device)
         self._synced = None
         dev = logits.device
         if target is not None:
-            target = torch.as_tensor(target)
-            if target.dim() != 1 or target.shape[0] != n:
-                raise ValueError(f"target must be [N={n}], got shape {tuple(target.shape)}")
-            if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
-                raise TypeError(f"target must be an integer tensor, got {target.dtype}")
-            target = target.to(dev, torch.int64, non_blocking=True)
+            target = _inputs.as_target(target, n, dev)
+        idx, valid = self._sample_index(sample_index, n, dev)
 
+        batch_sets = sizes = None
+        if self.cfg.has_labels:
+            batch_sets = self._sets_on_device[idx]
+            sizes = batch_sets.sizes()
+        st = _inputs.run_op(logits, self.cfg.k, target=target, label_sets=batch_sets, class_subset=self.class_subset,
+                            with_softmax=self.cfg.with_softmax, backend=self.backend)
+        rows = None
+        if want_rows or not self.dedupe:
+            rows = classification_rows(self.cfg, st, target, sizes, keep=valid,
+                                       bad_index=None if valid is None else ~valid)
+            rows.sample_index = idx
+        if self.dedupe:
+            self.state["bad_index"] += (~valid).sum().to(self.state["bad_index"].dtype)
+            slot = torch.where(valid, idx, torch.full_like(idx, self.num_samples))  # invalid -> trash row
+            rec = self.state["records"]
+            rec.index_copy_(0, slot, self.records.encode(st, target, sizes).to(rec.dtype))
+        else:
+            rows.add_to(self.state)
+        return st, rows
+
+    def _sample_index(self, sample_index, n: int, dev):
+        """``(idx int64 [N] | None, valid bool [N] | None)``: the rows' samples (invalid -> 0)."""
         need_index = self.label_sets is not None or self.dedupe
-        idx = valid_idx = None
+        idx = None
         if sample_index is not None:
             sample_index = torch.as_tensor(sample_index)
             if sample_index.dim() != 1 or sample_index.shape[0] != n:
@@ -180,67 +248,84 @@ class ClassificationMetrics:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")
             idx = torch.arange(self._next_index, self._next_index + n, device=dev)
         self._next_index += n
-        if idx is not None:
-            valid_idx = (idx >= 0) & (idx < self.num_samples)
-            self.errors += (~valid_idx).sum(dtype=torch.float64)
-            idx = torch.where(valid_idx, idx, torch.zeros_like(idx))
+        if idx is None:
+            return None, None
+        valid = (idx >= 0) & (idx < self.num_samples)
+        return torch.where(valid, idx, torch.zeros_like(idx)), valid
 
-        batch_sets = sizes = None
+    def row_contributions(self, stats: TopKStats, target: torch.Tensor | None = None,
+                          sample_index: torch.Tensor | None = None) -> Rows:
+        """Per-row contributions of a batch already scored (``stats`` = the op's output for it, e.g.
+        returned by :meth:`update`) to :meth:`sums_spec`, without touching the state. Rows are
+        matched to label sets by ``sample_index`` (required with label sets)."""
+        n = stats.row_stats.shape[0]
+        dev = stats.row_stats.device
+        if target is not None:
+            target = _inputs.as_target(target, n, dev)
+        idx = valid = sizes = None
+        if sample_index is not None and (self.label_sets is not None or self.dedupe):
+            idx = torch.as_tensor(sample_index).to(dev, torch.int64)
+            valid = (idx >= 0) & (idx < self.num_samples)
+            idx = torch.where(valid, idx, torch.zeros_like(idx))
         if self.cfg.has_labels:
-            batch_sets = self._sets_on_device[idx]
-            sizes = batch_sets.sizes()
-        st = _core.run_op(self.cfg, logits, target, batch_sets, self.class_subset, self.backend)
-        x = _core.row_features(self.cfg, st, target is not None, sizes, target)
-        if self.dedupe:
-            seen = torch.ones(n, 1, dtype=torch.float64, device=dev)
-            rows = torch.where(valid_idx, idx, torch.full_like(idx, self.num_samples))
-            self.records.index_copy_(0, rows, torch.cat([x, seen], dim=1))
-        else:
-            if valid_idx is not None:
-                x = x * valid_idx[:, None].to(x.dtype)  # rows with a bad index contribute nothing
-            _core.accumulate(self.cfg, self.state, x)
-            if self.row_hook is not None:
-                self.row_hook(x, sample_index)
-        return st
+            if idx is None:
+                raise ValueError("row_contributions needs sample_index with label_sets")
+            self._to(dev)
+            sizes = self._sets_on_device[idx].sizes()
+        rows = classification_rows(self.cfg, stats, target, sizes, keep=valid,
+                                   bad_index=None if valid is None else ~valid)
+        rows.sample_index = idx
+        return rows
 
     # ---- reduction --------------------------------------------------------------------
-    def _local_sums(self, records=None, errors=None) -> dict[str, torch.Tensor]:
-        errors = self.errors if errors is None else errors
-        if self.dedupe:
-            records = self.records if records is None else records
-            rec = records[: self.num_samples]
-            seen = rec[:, -1] > 0
-            s = _core.empty_state(self.cfg, rec.device)
-            _core.accumulate(self.cfg, s, rec[seen][:, :-1])
-        else:
-            s = {k: v.clone() for k, v in self.state.items()}
-        s["bad_index"] = s["bad_index"] + errors[0]
-        return s
+    def _add_records(self, sums: dict[str, torch.Tensor], records: torch.Tensor) -> None:
+        """Decode ``records`` (int32 [n, words]) chunk by chunk and add them into ``sums``."""
+        for a in range(0, records.shape[0], self.RECORD_CHUNK):
+            st, target, has_target, sizes, seen = self.records.decode(records[a:a + self.RECORD_CHUNK])
+            classification_rows(self.cfg, st, target, sizes if self.cfg.has_labels else None,
+                                has_target=has_target, keep=seen).add_to(sums)
+
+    def _local_sums(self) -> dict[str, torch.Tensor]:
+        if not self.dedupe:
+            return self.state
+        sums = empty_state(self._sums_spec, self._device)
+        self._add_records(sums, self.state["records"][: self.num_samples])
+        sums["bad_index"] += self.state["bad_index"]
+        return sums
 
     def sync(self) -> None:
         """All-reduce the state over ``torch.distributed`` (every rank must call it). The result is
-        cached for :meth:`compute`; the local state is kept, so later updates do not double count."""
+        cached for :meth:`compute`; the local state is kept, so later updates do not double count.
+        Dedupe records are reduced (MAX) and decoded chunk by chunk: no copy of all records."""
         d = torch.distributed
         if _dist_world() == 1:
             self._synced = None
             return
-        errors = self.errors.clone()
-        d.all_reduce(errors, op=d.ReduceOp.SUM)
-        if self.dedupe:
-            records = self.records.clone()
-            d.all_reduce(records, op=d.ReduceOp.MAX)  # duplicates hold identical rows: MAX dedupes
-            self._synced = self._local_sums(records, errors)
-        else:
-            names = sorted(self.state)
-            flat = torch.cat([self.state[k].reshape(-1) for k in names])  # one all_reduce for all sums
-            d.all_reduce(flat, op=d.ReduceOp.SUM)
-            s, i = {}, 0
-            for k in names:
-                v = self.state[k]
-                s[k] = flat[i:i + v.numel()].reshape(v.shape)
-                i += v.numel()
-            s["bad_index"] = s["bad_index"] + errors[0]
-            self._synced = s
+        spec = self.state_spec()
+        names = [k for k, s in spec.items() if s.reduction == "sum"]
+        flat = torch.cat([self.state[k].reshape(-1).to(torch.float64) for k in names])  # one all_reduce
+        d.all_reduce(flat, op=d.ReduceOp.SUM)
+        summed, i = {}, 0
+        for k in names:
+            v = self.state[k]
+            summed[k] = flat[i:i + v.numel()].reshape(v.shape).to(v.dtype)
+            i += v.numel()
+        if not self.dedupe:
+            self._synced = summed
+            return
+        sums = empty_state(self._sums_spec, self._device)
+        rec = self.state["records"][: self.num_samples]
+        for a in range(0, rec.shape[0], self.RECORD_CHUNK):
+            part = rec[a:a + self.RECORD_CHUNK].clone()
+            d.all_reduce(part, op=d.ReduceOp.MAX)  # duplicates hold identical words: MAX dedupes
+            self._add_records(sums, part)
+        sums["bad_index"] += summed["bad_index"]
+        self._synced = sums
+
+    def reduce(self, sums: dict[str, torch.Tensor]) -> dict:
+        """Metric values of a summed state (:meth:`sums_spec` layout, from any non-negative row
+        weighting, e.g. one bootstrap replicate); the error policy of :meth:`compute` applies."""
+        return classification_reduce(self.cfg, sums, self.nonfinite, self.num_samples)
 
     def compute(self, sync: bool | None = None) -> dict:
         """Metric values (documented keys: see the package docstring). Scalars are floats,
@@ -254,53 +339,64 @@ class ClassificationMetrics:
         if sync and _dist_world() > 1:
             if self._synced is None:
                 self.sync()
-            sums = self._synced
-        else:
-            sums = self._local_sums()
-        return _core.finalize(self.cfg, sums, self.nonfinite, self.num_samples)
+            return self.reduce(self._synced)
+        return self.reduce(self._local_sums())
 
     # ---- merge / checkpoint ----------------------------------------------------------
-    def _check_same(self, other: "ClassificationMetrics") -> None:
-        if not isinstance(other, ClassificationMetrics) or other.cfg != self.cfg or other.dedupe != self.dedupe \
-                or other.num_samples != self.num_samples:
-            raise ValueError("can only merge ClassificationMetrics built with the same arguments")
+    def config(self) -> dict:
+        """The arguments that shape the state (saved by :meth:`state_dict`, checked on load / merge)."""
+        return {**self.cfg.as_dict(), "logits_width": self.logits_width, "dedupe": self.dedupe,
+                "num_samples": self.num_samples,
+                "class_subset": None if self.class_subset is None else self.class_subset.tolist()}
+
+    def _check_same(self, other, what: str) -> None:
+        if not isinstance(other, ClassificationMetrics):
+            raise TypeError(f"can only {what} a ClassificationMetrics, got {type(other).__name__}")
+        mine, theirs = self.config(), other.config()
+        diff = [k for k in mine if mine[k] != theirs.get(k)]
+        if diff:
+            raise ValueError(f"can only {what} ClassificationMetrics built with the same arguments: "
+                             + ", ".join(f"{k}={theirs.get(k)!r} there, {mine[k]!r} here" for k in diff))
 
     def merge(self, other: "ClassificationMetrics") -> "ClassificationMetrics":
         """Fold ``other``'s updates into ``self`` (exact: sums add, dedupe records take the max)."""
-        self._check_same(other)
+        if other is self:
+            raise ValueError("cannot merge a metric into itself (every row would count twice)")
+        self._check_same(other, "merge")
         self._synced = None
-        self.errors += other.errors.to(self._device)
-        if self.dedupe:
-            torch.maximum(self.records, other.records.to(self._device), out=self.records)
-        else:
-            _core.merge_states(self.state, other.state)
+        merge_into(self.state_spec(), self.state, other.state)
         self._next_index += other._next_index
         return self
 
     def state_dict(self) -> dict:
-        sd = {f"state.{k}": v for k, v in self.state.items()}
-        sd["errors"] = self.errors
-        if self.records is not None:
-            sd["records"] = self.records
+        """``{"state.<name>": tensor, "next_index", "config"}``. The tensors are the live state
+        (detached, not copied, as ``torch.nn.Module.state_dict``): save or copy them before
+        updating again."""
+        sd: dict = {f"state.{k}": v.detach() for k, v in self.state.items()}
         sd["next_index"] = torch.tensor(self._next_index)
-        sd["feature_names"] = list(self.cfg.feature_names)
-        return {k: (v.detach().clone() if isinstance(v, torch.Tensor) else copy.copy(v)) for k, v in sd.items()}
+        sd["config"] = self.config()
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
-        if list(sd.get("feature_names", [])) != list(self.cfg.feature_names):
-            raise ValueError("state_dict comes from a ClassificationMetrics with other arguments")
-        dev = self._device
-        for k in self.state:
-            v = sd[f"state.{k}"]
-            if v.shape != self.state[k].shape:
-                raise ValueError(f"state_dict entry state.{k} has shape {tuple(v.shape)}, expected "
-                                 f"{tuple(self.state[k].shape)}")
-            self.state[k] = v.to(dev, torch.float64).clone()
-        self.errors = sd["errors"].to(dev, torch.float64).clone()
-        if self.dedupe:
-            if "records" not in sd or sd["records"].shape != self.records.shape:
-                raise ValueError("state_dict has no matching dedupe records")
-            self.records = sd["records"].to(dev, torch.float64).clone()
+        """Load a :meth:`state_dict` saved by a metric built with the same arguments (else
+        ``ValueError`` naming the arguments that differ)."""
+        saved = sd.get("config")
+        if not isinstance(saved, dict):
+            raise ValueError("state_dict comes from a ClassificationMetrics with other arguments "
+                             "(or an older version): it holds no 'config'")
+        mine = self.config()
+        diff = [k for k in mine if mine[k] != saved.get(k)]
+        if diff:
+            raise ValueError("state_dict comes from a ClassificationMetrics with other arguments: "
+                             + ", ".join(f"{k}={saved.get(k)!r} there, {mine[k]!r} here" for k in diff))
+        state = {}
+        for name, spec in self.state_spec().items():
+            v = sd.get(f"state.{name}")
+            if not isinstance(v, torch.Tensor) or tuple(v.shape) != spec.shape:
+                raise ValueError(f"state_dict entry state.{name} is missing or has the wrong shape "
+                                 f"(expected {spec.shape})")
+            state[name] = v.to(self._device, spec.dtype, copy=True)
+        self.state = state
         self._next_index = int(sd["next_index"])
         self._synced = None
 
@@ -366,7 +462,7 @@ class VariableTopKAccuracy(_OneNumber):
     _group = "multilabel"
 
     def __init__(self, num_classes: int, label_sets: LabelSets, fractional: bool = False, **kw):
-        self._key = "variable_topk_fractional" if fractional else "variable_topk_strict"
+        self._key = "variable_topk_fractional" if check_bool("fractional", fractional) else "variable_topk_strict"
         super().__init__(num_classes, label_sets=label_sets, **kw)
 
 

@@ -28,26 +28,20 @@ class TorchMetricsAdapter(Metric):
                                             max_label_k=max_label_k, subgroup_cap=subgroup_cap,
                                             backend=backend)
         self._key = key
-        self._names = list(self._inner.state)
-        for name, v in self._inner.state.items():
-            self.add_state(f"mm_{name}", default=v.clone(), dist_reduce_fx="sum")
-        self.add_state("mm_errors", default=self._inner.errors.clone(), dist_reduce_fx="sum")
+        spec = self._inner.state_spec()
+        self._names = list(spec)
+        for name, s in spec.items():
+            self.add_state(f"mm_{name}", default=s.empty(), dist_reduce_fx=s.reduction)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None) -> None:
         inner = self._inner
         inner.state = {n: getattr(self, f"mm_{n}") for n in self._names}
-        inner.errors = self.mm_errors
-        inner._device = self.mm_errors.device
+        inner._device = inner.state[self._names[0]].device
         inner.update(preds, target, sample_index)
         for n in self._names:  # update() may have moved the state to the logits' device
             setattr(self, f"mm_{n}", inner.state[n])
-        self.mm_errors = inner.errors
 
     def compute(self):
-        sums = {n: getattr(self, f"mm_{n}").clone() for n in self._names}
-        sums["bad_index"] = sums["bad_index"] + self.mm_errors[0]
-        from . import _core
-
-        out = _core.finalize(self._inner.cfg, sums, self._inner.nonfinite, self._inner.num_samples)
+        out = self._inner.reduce({n: getattr(self, f"mm_{n}") for n in self._names})
         return out if self._key is None else out[self._key]

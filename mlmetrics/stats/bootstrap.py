@@ -16,9 +16,6 @@ import torch
 
 from .weights import poisson_weights
 
-#: blocks at least this wide are added through their non-zero entries on CPU (per-class counts:
-#: one non-zero per row) instead of a dense matmul
-WIDE = 64
 DEFAULT_REPLICATES = 1000
 
 
@@ -63,25 +60,42 @@ class PoissonBootstrap:
         """float64 [N, B]: the Poisson weights of the rows ``sample_index``."""
         return poisson_weights(sample_index.to(self.device), self.replicates, self.seed)
 
-    def add(self, sample_index: torch.Tensor, contributions: torch.Tensor, layout: Mapping[str, slice],
+    def add_rows(self, rows, weights: torch.Tensor) -> None:
+        """Add a batch's per-row contributions ``rows`` (a :class:`~mlmetrics.functional.Rows`:
+        dense terms [N] / [N, T], scattered terms [N] at ``index``) weighted by ``weights``
+        float64 [N, B]: ``sums[entry] += value^T @ weights``. Terms of entries this bootstrap
+        does not hold are ignored."""
+        w = weights.to(self.device, torch.float64)
+        dense, dst = [], []
+        for name, (v, idx, _) in rows.terms.items():
+            d = self.slices.get(name)
+            if d is None:
+                continue
+            v = v.to(self.device, torch.float64)
+            if idx is None:
+                dense.append(v.reshape(v.shape[0], -1))
+                dst.append(torch.arange(d.start, d.stop, device=self.device))
+            else:  # a scatter: row i adds v[i] * w[i] at entry row index[i]
+                self.sums.index_add_(0, idx.to(self.device) + d.start, w * v[:, None])
+        if dense:
+            self.sums.index_add_(0, torch.cat(dst), torch.cat(dense, 1).t() @ w)
+
+    def add(self, sample_index: torch.Tensor, contributions: torch.Tensor, layout: Mapping,
             weights: torch.Tensor | None = None) -> None:
-        """Add rows: ``contributions`` float64 [N, S] whose columns ``layout[name]`` are the per-row
-        contributions to ``state[name]`` (flattened); ``sample_index`` int [N]. A state entry
-        missing from ``layout`` gets nothing. Rows to leave out carry zero contributions."""
+        """Add rows given as a dense float64 ``contributions`` [N, S] whose columns ``layout[name]``
+        (a slice, or ``(slice, shape)`` as :meth:`Rows.dense` gives) are the per-row
+        contributions to ``state[name]`` (flattened); ``sample_index`` int [N]."""
         g = contributions.to(self.device, torch.float64)
         w = self.weights(sample_index) if weights is None else weights
         src, dst = [], []
         for name, cols in layout.items():
+            cols = cols[0] if isinstance(cols, tuple) else cols
             d = self.slices[name]
-            width = cols.stop - cols.start
-            if width != d.stop - d.start:
-                raise ValueError(f"contributions to {name!r} have {width} columns, the state {d.stop - d.start}")
-            if width >= WIDE and g.device.type == "cpu":  # e.g. per-class counts: one non-zero per row
-                rows, c = g[:, cols].nonzero(as_tuple=True)
-                self.sums.index_add_(0, c + d.start, w[rows] * g[rows, c + cols.start][:, None])
-            else:
-                src.append(torch.arange(cols.start, cols.stop))
-                dst.append(torch.arange(d.start, d.stop))
+            if cols.stop - cols.start != d.stop - d.start:
+                raise ValueError(f"contributions to {name!r} have {cols.stop - cols.start} columns, the state "
+                                 f"{d.stop - d.start}")
+            src.append(torch.arange(cols.start, cols.stop))
+            dst.append(torch.arange(d.start, d.stop))
         if src:
             s_, d_ = torch.cat(src).to(g.device), torch.cat(dst).to(g.device)
             self.sums.index_add_(0, d_, g[:, s_].t() @ w)

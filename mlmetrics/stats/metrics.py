@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ..metrics import ClassificationMetrics, _core
-from ._contrib import contributions
+from ..functional import classification_reduce, classification_rows
+from ..metrics import ClassificationMetrics
 from .bootstrap import DEFAULT_REPLICATES, PoissonBootstrap
 from .intervals import METHODS, check_level, interval
 
@@ -56,11 +56,9 @@ class Bootstrap:
         self.metrics = metrics
         self.level = check_level(level)
         self.method = method
-        shapes = {k: tuple(v.shape) for k, v in _core.empty_state(metrics.cfg).items()}
+        shapes = {k: tuple(v.shape) for k, v in metrics.sums_spec().items()}
         self.boot = PoissonBootstrap(shapes, replicates, seed, device=metrics._device)
         self._next = 0
-        if not metrics.dedupe:
-            metrics.row_hook = self._add_rows
 
     @property
     def replicates(self) -> int:
@@ -76,48 +74,49 @@ class Bootstrap:
         self._next = 0
 
     def update(self, logits, target=None, sample_index=None):
-        """``ClassificationMetrics.update`` plus the replicate sums; returns its TopKStats."""
-        return self.metrics.update(logits, target, sample_index)
+        """``ClassificationMetrics.update`` plus the replicate sums (from the same op call);
+        returns its TopKStats."""
+        st, rows = self.metrics.update_rows(logits, target, sample_index, want_rows=not self.metrics.dedupe)
+        if rows is not None and not self.metrics.dedupe:
+            n = st.row_stats.shape[0]
+            keys = rows.sample_index
+            if keys is None:
+                keys = (torch.as_tensor(sample_index) if sample_index is not None
+                        else torch.arange(self._next, self._next + n))
+            self._next += n
+            self.boot.to(st.row_stats.device)
+            self.boot.add_rows(rows, self.boot.weights(keys))
+        return st
 
-    def _add_rows(self, x: torch.Tensor, sample_index: torch.Tensor | None) -> None:
-        n = x.shape[0]
-        if sample_index is None:
-            sample_index = torch.arange(self._next, self._next + n, device=x.device)
-        self._next += n
-        self.boot.to(x.device)
-        self._add(x, sample_index)
-
-    def _add(self, x: torch.Tensor, sample_index: torch.Tensor) -> None:
-        dense, layout, scattered = contributions(self.metrics.cfg, x)
-        w = self.boot.weights(sample_index)
-        self.boot.add(sample_index, dense, layout, weights=w)
-        for name, index, values in scattered:
-            self.boot.add_scattered(sample_index, name, index, values, weights=w)
+    def _add_records(self, boot: PoissonBootstrap, records: torch.Tensor) -> None:
+        """Add the seen per-sample records (int32 [num_samples, words], row = sample index)."""
+        m = self.metrics
+        seen = (records[:, 0] >= 0).nonzero()[:, 0]
+        for a in range(0, seen.numel(), CHUNK):
+            idx = seen[a:a + CHUNK]
+            st, target, has_target, sizes, ok = m.records.decode(records[idx])
+            rows = classification_rows(m.cfg, st, target, sizes if m.cfg.has_labels else None,
+                                       has_target=has_target, keep=ok)
+            boot.add_rows(rows, boot.weights(idx))
 
     # ---- replicates ---------------------------------------------------------------------
     def _records(self, sync: bool) -> torch.Tensor:
-        rec = self.metrics.records
-        d = torch.distributed
-        if sync and d.is_available() and d.is_initialized() and d.get_world_size() > 1:
+        rec = self.metrics.state["records"][: self.metrics.num_samples]
+        if sync:
             rec = rec.clone()
-            d.all_reduce(rec, op=d.ReduceOp.MAX)
+            torch.distributed.all_reduce(rec, op=torch.distributed.ReduceOp.MAX)  # duplicates: identical words
         return rec
 
     def replicate_sums(self, sync: bool | None = None) -> torch.Tensor:
         """float64 [state size, replicates]: the replicate states (all-reduced when distributed)."""
-        if sync is None:
-            d = torch.distributed
-            sync = d.is_available() and d.is_initialized() and d.get_world_size() > 1
+        d = torch.distributed
+        world = d.get_world_size() if d.is_available() and d.is_initialized() else 1
+        sync = world > 1 if sync is None else (sync and world > 1)
         if not self.metrics.dedupe:
             return self.boot.all_reduce() if sync else self.boot.sums
-        rec = self._records(sync)[: self.metrics.num_samples]
+        rec = self._records(sync)
         boot = PoissonBootstrap(self.boot.shapes, self.replicates, self.seed, device=rec.device)
-        seen = (rec[:, -1] > 0).nonzero()[:, 0]
-        for s in range(0, seen.numel(), CHUNK):
-            idx = seen[s:s + CHUNK]
-            bb = Bootstrap.__new__(Bootstrap)
-            bb.metrics, bb.boot = self.metrics, boot
-            bb._add(rec[idx, :-1], idx)
+        self._add_records(boot, rec)
         return boot.sums
 
     def replicate_values(self, sync: bool | None = None) -> dict[str, torch.Tensor]:
@@ -128,8 +127,8 @@ class Bootstrap:
         for b in range(self.replicates):
             s = self.boot.replicate(b, sums)
             try:
-                rows.append(scalar_metrics(_core.finalize(cfg, s, "ignore", m.num_samples)))
-            except (RuntimeError, ValueError):  # a replicate without rows
+                rows.append(scalar_metrics(classification_reduce(cfg, s, m.nonfinite, m.num_samples, check=False)))
+            except (RuntimeError, ValueError, ZeroDivisionError):  # a replicate without rows
                 rows.append({})
         keys = sorted({k for r in rows for k in r})
         return {k: torch.tensor([r.get(k, math.nan) for r in rows], dtype=torch.float64) for k in keys}

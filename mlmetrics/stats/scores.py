@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 
 from ..data.labels import LabelSets
+from ..functional import classification_rows
 from ..metrics import ClassificationMetrics
-from ._contrib import contributions
 from .bootstrap import DEFAULT_REPLICATES, PoissonBootstrap
 from .compare import Scores
 from .metrics import CHUNK, Bootstrap, scalar_metrics
@@ -24,20 +24,24 @@ def record_hits(metrics: ClassificationMetrics) -> dict[str, tuple[torch.Tensor,
     ``real_top{k}``, ``variable_topk_strict``) from a dedupe ``ClassificationMetrics``' records."""
     if not metrics.dedupe:
         return {}
-    rec = metrics.records[: metrics.num_samples].cpu()
-    idx = (rec[:, -1] > 0).nonzero()[:, 0]
+    rec = metrics.state["records"][: metrics.num_samples].cpu()
+    idx = (rec[:, 0] >= 0).nonzero()[:, 0]
+    st, target, has_target, sizes, ok = metrics.records.decode(rec[idx])
     cfg = metrics.cfg
-    dense, layout, _ = contributions(cfg, rec[idx, :-1])
-    col = lambda name, j=0: dense[:, layout[name].start + j]  # noqa: E731
+    terms = classification_rows(cfg, st, target, sizes if cfg.has_labels else None, has_target=has_target,
+                                keep=ok).terms
+    col = lambda name: terms[name][0] if name in terms else None  # noqa: E731
     out = {}
-    for j, k in enumerate(cfg.topk):
-        ok = col("n_target") > 0
-        if bool(ok.any()):
-            out[f"top{k}"] = (idx[ok], col("correct", j)[ok] > 0)
-    if cfg.has_labels:
+    if col("correct") is not None:
+        scored = col("n_target") > 0
+        if bool(scored.any()):
+            for j, k in enumerate(cfg.topk):
+                out[f"top{k}"] = (idx[scored], col("correct")[scored, j] > 0)
+    if col("real") is not None:
         ne = col("n_labeled") > 0
         for j, k in enumerate(cfg.topk):
-            out[f"real_top{k}"] = (idx[ne], col("real", j)[ne] > 0)
+            out[f"real_top{k}"] = (idx[ne], col("real")[ne, j] > 0)
+    if col("var_strict") is not None:
         v = col("n_var") > 0
         out["variable_topk_strict"] = (idx[v], col("var_strict")[v] > 0)
     return out

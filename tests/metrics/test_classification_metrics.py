@@ -122,16 +122,16 @@ def test_single_label_only_and_num_samples_dedupe(data):
 
 def test_one_topk_stats_call_per_batch(data, monkeypatch):
     x, t, ls = data
-    import mlmetrics.metrics._core as core
+    import mlmetrics.functional._inputs as inputs
 
     calls = []
-    real = core.topk_stats
+    real = inputs.topk_stats
 
     def spy(logits, k, **kw):
         calls.append((k, kw["with_softmax"]))
         return real(logits, k, **kw)
 
-    monkeypatch.setattr(core, "topk_stats", spy)
+    monkeypatch.setattr(inputs, "topk_stats", spy)
     m = ClassificationMetrics(C, topk=(1, 5), label_sets=ls)
     m.update(x[:30], t[:30], sample_index=torch.arange(30))
     m.update(x[30:], t[30:], sample_index=torch.arange(30, N))

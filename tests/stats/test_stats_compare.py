@@ -43,8 +43,8 @@ def test_compare_two_models():
     assert r["difference"] == pytest.approx(sb.estimates["top1"] - sa.estimates["top1"])
     assert r["low"] < r["difference"] < r["high"]
     # McNemar on the per-sample hits
-    ha = a.metrics.records[:800, a.metrics.cfg.col("rank")] == 0
-    hb = b.metrics.records[:800, b.metrics.cfg.col("rank")] == 0
+    ha = a.metrics.records.decode(a.metrics.state["records"][:800])[0].target_rank == 0
+    hb = b.metrics.records.decode(b.metrics.state["records"][:800])[0].target_rank == 0
     n01, n10 = int((ha & ~hb).sum()), int((~ha & hb).sum())
     assert (r["only_baseline"], r["only_model"]) == (n01, n10)
     assert abs(r["mcnemar_p"] - mcnemar([[0, n01], [n10, 0]], exact=True).pvalue) <= 1e-12

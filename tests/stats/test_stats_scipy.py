@@ -30,12 +30,12 @@ def run():
         bs.update(x[s:s + 256], t[s:s + 256], torch.arange(s, min(s + 256, N)))
     out = bs.compute()
     m = bs.metrics
-    rec = m.records[:N]
-    col = lambda n: rec[:, m.cfg.col(n)].numpy()  # noqa: E731
-    hit = col("rank") == 0
-    ne = col("set_size") > 0
-    real = col("h@1") > 0
-    conf = col("max_prob").astype(np.float32)
+    st, target, has_target, sizes, seen = m.records.decode(m.state["records"][:N])
+    assert bool(seen.all())
+    hit = (st.target_rank == 0).numpy()
+    ne = (sizes > 0).numpy()
+    real = st.hits[:, 0].numpy()
+    conf = st.max_prob.numpy().astype(np.float32)
     return out, hit, ne, real, conf
 
 
