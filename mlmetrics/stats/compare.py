@@ -13,6 +13,8 @@ from .mcnemar import discordant, mcnemar_exact
 
 #: metrics where lower is better (every other accuracy-like metric: higher is better)
 LOWER_IS_BETTER = ("nll", "brier", "ece", "mce", "hamming_loss@")
+#: properties of the dataset, not of the model: left out of comparisons
+DATASET_KEYS = ("multilabel_proportion", "mean_label_count")
 HIGHER_IS_BETTER = ("top", "real_top", "precision@", "recall@", "subset_accuracy@", "macro_accuracy",
                     "variable_topk", "subgroup_accuracy", "asma", "standardized_")
 
@@ -136,7 +138,8 @@ def compare(*models: Scores, level: float = 0.95, method: str = "percentile",
                              f"{base.keys}): the replicates would not be paired")
     rows = []
     for m in models[1:]:
-        names = [k for k in base.estimates if k in m.estimates and k in base.replicates and k in m.replicates]
+        names = [k for k in base.estimates if k in m.estimates and k in base.replicates and k in m.replicates
+                 and k not in DATASET_KEYS]
         if metrics is not None:
             names = [k for k in metrics if k in names]
         for k in names:

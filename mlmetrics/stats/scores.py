@@ -129,44 +129,73 @@ def from_report(report: dict | str | os.PathLike, name: str | None = None, topk:
     return from_hits(name or str(report.get("model", {}).get("model", "model")), keys, hits, replicates, seed)
 
 
-def from_logits(path: str | os.PathLike, name: str | None = None, topk: Sequence[int] = (1, 5),
-                replicates: int = DEFAULT_REPLICATES, seed: int = 0, level: float = 0.95,
-                label_sets: LabelSets | None = None, targets: torch.Tensor | None = None, ece_bins: int = 15) -> Scores:
-    """Scores of every metric from logits saved by ``eval --save-logits`` (targets and label sets
-    from the saved metadata unless given; rows paired by the saved dataset ``sample_index``)."""
-    from ..harness.engine import load_logits
-
-    logits, meta = load_logits(path)
+def from_logits(logits: torch.Tensor, name: str, *, rows: torch.Tensor | None = None,
+                targets: Sequence[int] | torch.Tensor | None = None, labels: Sequence[Sequence[int]] | None = None,
+                topk: Sequence[int] = (1, 5), replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+                ece_bins: int = 15) -> Scores:
+    """Scores of every metric from logits [M, C]: row i is dataset sample ``rows[i]`` (default i);
+    ``targets`` [N] and ``labels`` (N lists of class ids) are indexed by dataset sample. Rows are
+    paired across models by that dataset index."""
     m, c = logits.shape
-    index = torch.as_tensor(meta.get("sample_index") or list(range(m)), dtype=torch.int64)
-    n = int(index.max()) + 1 if m else 0
-    if targets is None and meta.get("target") is not None:
-        targets = torch.as_tensor(meta["target"], dtype=torch.int64)
-    if label_sets is None and meta.get("labels") is not None:
-        full: list[list[int]] = [[] for _ in range(n)]
-        for i, s in zip(index.tolist(), meta["labels"]):
-            full[i] = list(s)
-        label_sets = LabelSets.from_lists(full, c)
-    if targets is None and label_sets is None:
-        raise ValueError(f"{path}: no targets or label sets saved with the logits; nothing to compare")
+    index = torch.arange(m) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+    n = max(int(index.max()) + 1 if m else 0, len(labels) if labels is not None else 0,
+            len(targets) if targets is not None else 0)
+    tgt = None if targets is None else torch.as_tensor(list(targets) if not isinstance(targets, torch.Tensor)
+                                                      else targets, dtype=torch.int64)
+    sets = None
+    if labels is not None:
+        full = [list(v) for v in labels] + [[] for _ in range(n - len(labels))]
+        sets = LabelSets.from_lists(full, c)
+    if tgt is None and sets is None:
+        raise ValueError(f"{name}: neither targets nor label sets are known for these logits; nothing to compare")
     topk = tuple(k for k in topk if k <= c)
-    metrics = ClassificationMetrics(c, topk=topk, label_sets=label_sets, ece_bins=ece_bins, nonfinite="ignore",
-                                    num_samples=None if label_sets is not None else n)
-    bs = Bootstrap(metrics, replicates, level, seed)
+    metrics = ClassificationMetrics(c, topk=topk, label_sets=sets, ece_bins=ece_bins, nonfinite="ignore",
+                                    num_samples=None if sets is not None else n)
+    bs = Bootstrap(metrics, replicates, seed=seed)
     for s in range(0, m, CHUNK):
-        t = None if targets is None else targets[s:s + CHUNK]
-        bs.update(logits[s:s + CHUNK], t, index[s:s + CHUNK])
-    return from_bootstrap(bs, name or Path(path).stem.split(".")[0])
+        idx = index[s:s + CHUNK]
+        bs.update(logits[s:s + CHUNK].float(), None if tgt is None else tgt[idx], idx)
+    return from_bootstrap(bs, name)
 
 
-def load(path: str | os.PathLike, name: str | None = None, **kw) -> Scores:
-    """Scores from a ``.json`` report or ``.npy`` / ``.pt`` saved logits."""
+def _logits_sources(path: str) -> list[dict]:
+    """[{name, logits, rows, targets, labels}] of a logits file or store folder (dataset-indexed
+    targets / labels)."""
+    try:
+        from ..harness.store import open_source
+    except ImportError:  # a harness without logits stores: one file written by eval --save-logits
+        from ..harness.engine import load_logits
+
+        logits, meta = load_logits(path)
+        rows = meta.get("sample_index")
+        rows_t = torch.arange(logits.shape[0]) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+        n = int(rows_t.max()) + 1 if rows_t.numel() else 0
+        targets = labels = None
+        if meta.get("target") is not None:
+            targets = torch.zeros(n, dtype=torch.int64)
+            targets[rows_t] = torch.as_tensor(meta["target"], dtype=torch.int64)
+        if meta.get("labels") is not None:
+            labels = [[] for _ in range(n)]
+            for i, v in zip(rows_t.tolist(), meta["labels"]):
+                labels[i] = v
+        return [{"name": Path(path).stem.split(".")[0], "logits": logits, "rows": rows_t, "targets": targets,
+                 "labels": labels}]
+    return [{"name": s.name, "logits": s.logits, "rows": s.rows, "targets": s.targets, "labels": s.labels}
+            for s in open_source(str(path))]
+
+
+def load(path: str | os.PathLike, names: Sequence[str] | None = None, *, topk: Sequence[int] = (1, 5),
+         replicates: int = DEFAULT_REPLICATES, seed: int = 0) -> list[Scores]:
+    """Scores of every model in ``path``: a ``.json`` report (with per-image records), a logits file
+    (``.npy`` / ``.pt`` / ``.safetensors`` ...) or a logits store folder (every model in it)."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
     if p.suffix == ".json":
-        kw.pop("level", None)
-        return from_report(p, name, **{k: v for k, v in kw.items() if k in ("topk", "replicates", "seed")})
-    if p.suffix in (".npy", ".pt"):
-        return from_logits(p, name, **kw)
-    raise ValueError(f"{path}: compare reads .json reports (with --per-image) or .npy/.pt saved logits")
+        return [from_report(p, names[0] if names else None, topk=topk, replicates=replicates, seed=seed)]
+    out = []
+    for j, src in enumerate(_logits_sources(str(p))):
+        name = names[j] if names and j < len(names) else src["name"]
+        out.append(from_logits(src["logits"], name, rows=src["rows"], targets=src["targets"], labels=src["labels"],
+                               topk=topk, replicates=replicates, seed=seed))
+    return out
