@@ -1,4 +1,5 @@
-"""``python -m mlmetrics eval ...`` (same as the ``mlmetrics`` console script)."""
+"""``python -m mlmetrics eval ...`` (same as the ``mlmetrics`` console script; also
+``torchrun --nproc-per-node N -m mlmetrics eval ...``)."""
 import sys
 
 from .cli import main

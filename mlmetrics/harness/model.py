@@ -34,23 +34,50 @@ def read_checkpoint(path: str | os.PathLike, *, use_ema: bool = True) -> dict[st
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"--checkpoint {path}: no such file")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        obj: Any = load_file(str(path), device="cpu")
-    else:
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # e.g. a timm training checkpoint that pickles argparse args
-            warnings.warn(
-                f"{path.name}: not loadable with weights_only=True ({type(e).__name__}); loading it "
-                "with full unpickling (only do this for files you trust)", RuntimeWarning, stacklevel=2)
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            obj: Any = load_file(str(path), device="cpu")
+        except SafetensorError as e:
+            raise CheckpointError(f"--checkpoint {path}: not a safetensors file ({e})") from None
+    else:
+        obj = _torch_load(path)
     sd = _unwrap(obj, use_ema=use_ema)
     if not sd:
-        raise CheckpointError(f"{path}: holds no tensors")
+        raise CheckpointError(f"--checkpoint {path}: holds no tensors")
     return sd
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` with weights only, then (for trusted timm training checkpoints that
+    pickle argparse args) with full unpickling; a file that is no checkpoint is a CheckpointError."""
+    import pickle
+
+    not_ckpt = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except not_ckpt as e:
+        if not _is_torch_archive(path):
+            raise CheckpointError(f"--checkpoint {path}: not a torch checkpoint "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        warnings.warn(
+            f"{path.name}: not loadable with weights_only=True ({type(e).__name__}); loading it "
+            "with full unpickling (only do this for files you trust)", RuntimeWarning, stacklevel=3)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise CheckpointError(f"--checkpoint {path}: cannot be read as a torch checkpoint "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """A zip archive (torch.save's format) or a legacy pickle (starts with the pickle protocol byte)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def _unwrap(obj: Any, *, use_ema: bool) -> dict[str, torch.Tensor]:
@@ -214,17 +241,27 @@ def _hub_offline(on: bool):
             hc.HF_HUB_OFFLINE = old_const
 
 
+def _suggest(name: str, known: list[str]) -> str:
+    """"; did you mean ...?" with the closest known names, or ""."""
+    import difflib
+
+    base = name.split(".")[0].lower()
+    close = difflib.get_close_matches(base, known, n=5, cutoff=0.6)
+    close += [m for m in known if base in m and m not in close][: max(0, 5 - len(close))]
+    return f"; did you mean {', '.join(close)}?" if close else " (timm.list_models() lists the names)"
+
+
 def create_model(name: str, *, checkpoint: str | None = None, pretrained: bool = False,
                  num_classes: int | None = None, allow_download: bool = False,
                  use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
     """A timm model in eval mode and a dict describing where its weights came from."""
-    import timm
+    from .deps import require
 
+    timm = require("timm")
     if checkpoint and pretrained:
         raise ValueError("give either --checkpoint or --pretrained, not both")
     if not timm.is_model(name) and not name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
-        close = timm.list_models(f"*{name.split('.')[0]}*")[:8]
-        raise ValueError(f"unknown timm model {name!r}" + (f"; did you mean one of {close}?" if close else ""))
+        raise ValueError(f"--model {name!r}: not a timm model" + _suggest(name, timm.list_models()))
     kw = {} if num_classes is None else {"num_classes": int(num_classes)}
     info: dict[str, Any] = {"model": name, "weights": "random init"}
     if pretrained:
@@ -269,7 +306,8 @@ def create_model(name: str, *, checkpoint: str | None = None, pretrained: bool =
 
 def data_config(model: torch.nn.Module, **overrides) -> dict:
     """timm's eval data config for ``model`` (its pretrained config), with overrides."""
-    from timm.data import resolve_data_config
+    from .deps import require
 
+    resolve_data_config = require("timm.data").resolve_data_config
     args = {k: v for k, v in overrides.items() if v is not None}
     return resolve_data_config(args, model=model)

@@ -13,13 +13,23 @@ import torch
 
 from mlmetrics import LabelSets
 from mlmetrics.cli import main
-from mlmetrics.harness import build_dataset, load_logits, read_annotations, run_eval
+from mlmetrics.harness import build_dataset, open_store, read_annotations, run_eval
 from mlmetrics.data.labels import imagenet_real_labels_path
 from mlmetrics.metrics import ClassificationMetrics
 
 MODEL = "test_efficientnet"  # timm's ~0.1M-param test model (random init, 1000 classes)
 SYNSETS = ["n01440764", "n01443537", "n01484850"]  # ImageNet classes 0, 1, 2
 FAST = dict(img_size=64, batch_size=4, workers=0, progress=False, device="cpu")
+
+
+def load_logits(store):
+    """(float32 logits [M, C], per-row images / target / labels / class_subset) of a one-model store."""
+    (src,) = open_store(store)
+    rows = src.rows.tolist() if src.rows is not None else list(range(src.logits.shape[0]))
+    meta = {"images": [src.images[i] for i in rows], "class_subset": src.class_subset,
+            "target": None if src.targets is None else [src.targets[i] for i in rows],
+            "labels": None if src.labels is None else [src.labels[i] for i in rows]}
+    return src.logits.float(), meta
 
 
 def _write_image(path, seed):
@@ -67,8 +77,8 @@ def val_folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def flat_run(val_flat, tmp_path_factory):
     out = tmp_path_factory.mktemp("flat_out")
-    rep, res, _ = run_eval(model=MODEL, data=str(val_flat), save_logits_path=str(out / "logits.npy"),
-                           per_image=True, **FAST)
+    rep, res, _ = run_eval(model=MODEL, data=str(val_flat), save_logits_path=str(out / "store"),
+                           logits_dtype="fp32", per_image=True, **FAST)
     return rep, res, out
 
 
@@ -98,7 +108,7 @@ def test_flat_val_layout_real_labels_and_corrupt_file(flat_run, real):
 
 def test_flat_report_equals_scoring_saved_logits(flat_run, real):
     rep, res, out = flat_run
-    logits, meta = load_logits(out / "logits.npy")
+    logits, meta = load_logits(out / "store")
     assert logits.shape == (10, 1000)
     assert meta["images"] == [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 11)]
     # independent oracle: numpy argmax / sorted top-5 against timm's ReaL JSON
@@ -145,12 +155,13 @@ def _close(a, b, key):
 
 def test_rescore_cli_matches_eval(flat_run, tmp_path):
     rep, _, out = flat_run
-    assert main(["rescore", "--logits", str(out / "logits.npy"), "--out", str(tmp_path / "r.json"), "-q"]) == 0
+    assert main(["rescore", str(out / "store"), "--out", str(tmp_path / "r.json"), "-q"]) == 0
     re = json.loads((tmp_path / "r.json").read_text())
-    assert re["dataset"]["labels"] == "saved with the logits"
+    assert re["dataset"]["labels"].startswith("real:")  # saved with the logits
+    assert re["subgroups"] == rep["subgroups"]
     _assert_same_metrics(re["metrics"], rep["metrics"])
     # ReaL by file name, explicitly
-    assert main(["rescore", "--logits", str(out / "logits.npy"), "--labels", "real",
+    assert main(["rescore", str(out / "store"), "--labels", "real",
                  "--out", str(tmp_path / "r2.json"), "-q"]) == 0
     _assert_same_metrics(json.loads((tmp_path / "r2.json").read_text())["metrics"], rep["metrics"])
 
@@ -159,7 +170,7 @@ def test_class_folder_layout_cli(val_folders, tmp_path, real, capsys):
     out = tmp_path / "rep.json"
     argv = ["eval", "--model", MODEL, "--data", str(val_folders), "--img-size", "64", "-b", "4", "-j", "2",
             "--device", "cpu", "--no-progress", "--out", str(out), "--csv", str(tmp_path / "r.csv"),
-            "--save-logits", str(tmp_path / "l.pt"), "--plots", str(tmp_path / "plots"), "--per-image"]
+            "--save-logits", str(tmp_path / "store"), "--logits-dtype", "fp32", "--plots", str(tmp_path / "plots"), "--per-image"]
     assert main(argv) == 0  # with 2 DataLoader workers
     printed = capsys.readouterr().out
     assert "1 skipped" in printed and "metrics" in printed and "subgroups" in printed
@@ -172,14 +183,14 @@ def test_class_folder_layout_cli(val_folders, tmp_path, real, capsys):
         assert k in rep["metrics"]
     assert len(rep["metrics"]["per_class_accuracy"]) == 1000
     # single-label targets are the synsets' ImageNet indices; ReaL sets follow the file names
-    logits, meta = load_logits(tmp_path / "l.pt")
+    logits, meta = load_logits(tmp_path / "store")
     assert meta["target"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert meta["labels"] == [sorted(real[i]) for i in range(9)]
     top1 = (logits.argmax(1) == torch.tensor(meta["target"])).double().mean().item()
     assert rep["metrics"]["top1"] == pytest.approx(top1)
     assert rep["subgroups"][0]["top1"] == pytest.approx(top1)
     # a second run appends a CSV row under the same header
-    assert main(argv[:-9] + ["--csv", str(tmp_path / "r.csv"), "-q"]) == 0
+    assert main(argv[:-11] + ["--csv", str(tmp_path / "r.csv"), "-q"]) == 0
     lines = (tmp_path / "r.csv").read_text().strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("model,")
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
@@ -251,7 +262,7 @@ def test_limit_and_errors(val_flat, tmp_path, capsys):
     assert rep["num_images"] == 3 and rep["num_scored"] == 3
     # a clear error, exit status 1, no traceback
     assert main(["eval", "--model", "no_such_model_xyz", "--data", str(val_flat), "-q"]) == 1
-    assert "unknown timm model" in capsys.readouterr().err
+    assert "not a timm model" in capsys.readouterr().err
     assert main(["eval", "--model", MODEL, "--data", str(tmp_path / "nope"), "-q"]) == 1
     assert "not a directory" in capsys.readouterr().err
 
@@ -273,10 +284,10 @@ def test_class_subset_imagenet_r(tmp_path):
         _write_image(part / syn[j] / "x.jpg", j)
     assert detect_class_subset(part) is None
     rep, res, namer = run_eval(model=MODEL, data=str(part), class_subset="imagenet_r", per_image=True,
-                               save_logits_path=str(tmp_path / "l.pt"), **FAST)
+                               save_logits_path=str(tmp_path / "store"), logits_dtype="fp32", **FAST)
     assert [r["target"] for r in rep["per_image"]] == picks  # positions in the subset
     assert rep["model"]["class_subset"] == "imagenet_r"
-    logits, meta = load_logits(tmp_path / "l.pt")
+    logits, meta = load_logits(tmp_path / "store")
     assert logits.shape == (3, 1000) and meta["class_subset"] == sub.tolist()
     restricted = logits[:, sub]
     top1 = (restricted.argmax(1) == torch.tensor(picks)).double().mean().item()
@@ -287,7 +298,7 @@ def test_class_subset_imagenet_r(tmp_path):
     from timm.data import ImageNetInfo
 
     assert namer(0) == ImageNetInfo().index_to_description(int(sub[0]))
-    re, _, _ = rescore(str(tmp_path / "l.pt"))
+    ((re, _, _),) = rescore([str(tmp_path / "store")])
     _assert_same_metrics(re["metrics"], rep["metrics"])
 
 
@@ -297,12 +308,12 @@ def test_uint8_loader_with_device_normalisation_matches(val_flat, tmp_path):
     kw = dict(FAST, limit=4)
     torch.manual_seed(0)  # the same random-init weights in both runs
     a, ra, _ = run_eval(model=MODEL, data=str(val_flat), normalize_on_device=False,
-                        save_logits_path=str(tmp_path / "a.npy"), **kw)
+                        save_logits_path=str(tmp_path / "a"), logits_dtype="fp32", **kw)
     torch.manual_seed(0)
     b, rb, _ = run_eval(model=MODEL, data=str(val_flat), normalize_on_device=True,
-                        save_logits_path=str(tmp_path / "b.npy"), **kw)
+                        save_logits_path=str(tmp_path / "b"), logits_dtype="fp32", **kw)
     assert b["config"]["normalize_on_device"] and not a["config"]["normalize_on_device"]
-    la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
+    la, lb = load_logits(tmp_path / "a")[0], load_logits(tmp_path / "b")[0]
     torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-6)
 
 
@@ -327,24 +338,24 @@ def test_amp_bf16_and_channels_last_paths_on_cpu(val_flat, tmp_path):
     """The --amp / --channels-last code paths (CUDA's defaults to use) run and agree with fp32."""
     kw = dict(FAST, limit=4)
     torch.manual_seed(0)
-    a, _, _ = run_eval(model=MODEL, data=str(val_flat), save_logits_path=str(tmp_path / "a.npy"), **kw)
+    a, _, _ = run_eval(model=MODEL, data=str(val_flat), save_logits_path=str(tmp_path / "a"), logits_dtype="fp32", **kw)
     torch.manual_seed(0)
     b, _, _ = run_eval(model=MODEL, data=str(val_flat), amp="bf16", channels_last=True,
-                       save_logits_path=str(tmp_path / "b.npy"), **kw)
+                       save_logits_path=str(tmp_path / "b"), logits_dtype="fp32", **kw)
     assert b["config"]["amp"] == "bf16" and b["config"]["channels_last"]
-    la, lb = load_logits(tmp_path / "a.npy")[0], load_logits(tmp_path / "b.npy")[0]
+    la, lb = load_logits(tmp_path / "a")[0], load_logits(tmp_path / "b")[0]
     assert lb.dtype == torch.float32 and torch.isfinite(lb).all()
     assert torch.corrcoef(torch.stack([la.flatten(), lb.flatten()]))[0, 1] > 0.9
 
 
 def test_targets_file_for_flat_val(val_flat, tmp_path):
-    from mlmetrics.harness.data import _imagenet_synsets
+    from mlmetrics.harness.targets import imagenet_synsets
 
     ints = [(7 * i) % 1000 for i in range(20)]
     (tmp_path / "t.txt").write_text("\n".join(map(str, ints)))
     ds = build_dataset(str(val_flat), targets_file=str(tmp_path / "t.txt"))
     assert ds.targets.tolist() == ints[:11]  # by val file number
-    syn = _imagenet_synsets()
+    syn = sorted(imagenet_synsets(), key=imagenet_synsets().get)
     (tmp_path / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(
         f"ILSVRC2012_val_{i + 1:08d},{syn[ints[i]]} 1 2 3 4 {syn[3]} 5 6 7 8\n" for i in range(11)))
     ds = build_dataset(str(val_flat), targets_file=str(tmp_path / "LOC_val_solution.csv"))

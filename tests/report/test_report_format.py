@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mlmetrics import LabelSets
-from mlmetrics.harness import score_logits
-from mlmetrics.report import build_report, format_text, jsonable, subgroup_table, write_csv, write_json
+from mlmetrics.harness import Scorer, sample_groups, score_logits
+from mlmetrics.report import build_report, format_text, jsonable, write_csv, write_json
 from mlmetrics.report.plots import reliability
 
 
@@ -33,12 +33,18 @@ def _toy():
     return logits, targets, sets
 
 
+def _subgroups(logits, targets, sets, groups=None):
+    """The report's subgroup rows, each from that group's ClassificationMetrics."""
+    sc = Scorer(logits.shape[1], targets=targets, label_sets=sets, topk=(1, 5),
+                groups=sample_groups(len(logits), targets=targets, label_sets=sets, groups=groups))
+    sc.update(logits[:3], torch.arange(3))  # two batches: a group's rows may span both
+    sc.update(logits[3:], torch.arange(3, len(logits)))
+    return sc, {r["group"]: r for r in sc.subgroup_rows()}
+
+
 def test_subgroup_table_by_hand():
     logits, targets, sets = _toy()
-    _, rec = score_logits(logits, targets=targets, label_sets=sets, topk=(1, 5))
-    rows = {r["group"]: r for r in subgroup_table(rec, sizes=sets.sizes(), targets=targets,
-                                                    label_lists=sets.tolist(), groups=["a", "b", "a", "b"],
-                                                    topk=(1, 5))}
+    _, rows = _subgroups(logits, targets, sets, groups=["a", "b", "a", "b"])
     assert rows["all"]["n"] == 4 and rows["all"]["top1"] == 0.5 and rows["all"]["top5"] == 1.0
     assert rows["all"]["n_labelled"] == 3 and rows["all"]["real_top1"] == 1.0
     assert rows["1 label"]["n"] == 1 and rows["2 labels"]["n"] == 1 and rows["4+ labels"]["n"] == 1
@@ -97,7 +103,7 @@ def test_nonfinite_rows_are_reported_not_fatal():
     logits[1, 2] = float("nan")
     metrics, rec = score_logits(logits, targets=targets, label_sets=sets, topk=(1, 5))
     assert metrics["nonfinite_rows"] == 1
-    rows = {r["group"]: r for r in subgroup_table(rec, sizes=sets.sizes(), targets=targets, topk=(1, 5))}
+    _, rows = _subgroups(logits, targets, sets)
     assert rows["all"]["n"] == 3 and rows["all"]["top1"] == pytest.approx(metrics["top1"])
     rep = build_report(metrics=metrics, records=rec, files=list("abcd"), targets=targets, label_sets=sets,
                        per_image=True)

@@ -1,0 +1,69 @@
+"""Argument types and the output options ``eval`` and ``rescore`` share."""
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(flag: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: expected a positive integer, got {s!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{flag}: expected a positive integer, got {v}")
+        return v
+    return parse
+
+
+def non_negative_int(flag: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            v = -1
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= 0, got {s!r}")
+        return v
+    return parse
+
+
+def fraction(flag: str):
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = float("nan")
+        if not 0.0 < v <= 1.0:
+            raise argparse.ArgumentTypeError(f"{flag}: expected a number in (0, 1], got {s!r}")
+        return v
+    return parse
+
+
+def topk(s: str) -> tuple[int, ...]:
+    """``--topk 1,5``: distinct positive ints."""
+    try:
+        ks = tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--topk: comma-separated positive integers, got {s!r}") from None
+    if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
+        raise argparse.ArgumentTypeError(f"--topk: distinct positive integers, got {s!r}")
+    return ks
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="JSON", help="write the JSON report (every metric, subgroups, config, timings)")
+    g.add_argument("--csv", metavar="CSV", help="append one summary row per model (scalar metrics) to CSV")
+    g.add_argument("--leaderboard", metavar="FILE", action="append", default=[],
+                   help="write the leaderboard (one row per model and label source): .md, .csv or .json "
+                        "(repeatable)")
+    g.add_argument("--per-image", action="store_true",
+                   help="add per-image top-5 (index, name, prob) and label sets to the report")
+    g.add_argument("--plots", metavar="DIR", help="write PNG plots (per model; with several models also the "
+                   "study plots: top-1 vs ReaL, top-1 vs ASMA, accuracy by label count)")
+    g.add_argument("--topk", type=topk, default=(1, 5), help="comma-separated k values (default 1,5)")
+    g.add_argument("--ece-bins", type=positive_int("--ece-bins"), default=15)
+    g.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (still writes files)")
+    g.add_argument("--max-print", type=non_negative_int("--max-print"), default=50,
+                   help="per-image rows printed (default 50)")
