@@ -73,6 +73,19 @@ def subgroup_errorbars(ax, intervals: dict, key: str = "subgroup_accuracy", x_of
     return n
 
 
+def row_errorbars(ax, xs, rows: Sequence[dict], key: str) -> int:
+    """Error bars at ``xs`` for ``rows[j]["intervals"][key]`` ([low, high], as the subgroup rows of
+    a report hold with intervals) around ``rows[j][key]``; returns how many were drawn."""
+    n = 0
+    for x, r in zip(xs, rows):
+        iv = (r.get("intervals") or {}).get(key)
+        e = r.get(key)
+        if iv and _finite(e, *iv):
+            ax.errorbar([x], [e], yerr=[[e - iv[0]], [iv[1] - e]], fmt="none", ecolor="k", capsize=3, lw=1)
+            n += 1
+    return n
+
+
 def subgroup_plot(values: dict, intervals: dict, path: str, key: str = "subgroup_accuracy",
                   title: str | None = None) -> str:
     """Bars of ``values[key]`` ({label count: accuracy}) with the bootstrap error bars of

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .forest import row_errorbars
+
 
 def _plt():
     try:
@@ -80,6 +82,7 @@ def write_plots(records, rep: dict, out_dir: str | os.PathLike, *, targets: torc
         w = 0.8 / max(len(series), 1)
         for j, (k, lab) in enumerate(series):
             ax.bar(x + (j - (len(series) - 1) / 2) * w, [r.get(k) or 0 for r in rows], width=w, label=lab)
+            row_errorbars(ax, x + (j - (len(series) - 1) / 2) * w, rows, k)  # with eval --intervals
         ax.set_xticks(x, [f"{r['group']}\n(n={r['n']})" for r in rows])
         ax.set(ylim=(0, 1), ylabel="accuracy", title="Accuracy by number of valid labels")
         ax.legend()

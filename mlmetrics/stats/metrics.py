@@ -61,6 +61,11 @@ class Bootstrap:
         self._next = 0
 
     @property
+    def cfg(self):
+        """The wrapped metric's configuration."""
+        return self.metrics.cfg
+
+    @property
     def replicates(self) -> int:
         return self.boot.replicates
 
