@@ -14,7 +14,7 @@ from typing import Mapping
 
 import torch
 
-from .weights import poisson_weights
+from .weights import _i64, has_fused_op, poisson_weights
 
 DEFAULT_REPLICATES = 1000
 
@@ -60,11 +60,41 @@ class PoissonBootstrap:
         """float64 [N, B]: the Poisson weights of the rows ``sample_index``."""
         return poisson_weights(sample_index.to(self.device), self.replicates, self.seed)
 
-    def add_rows(self, rows, weights: torch.Tensor) -> None:
+    def add_rows(self, rows, sample_index: torch.Tensor) -> None:
         """Add a batch's per-row contributions ``rows`` (a :class:`~mlmetrics.functional.Rows`:
-        dense terms [N] / [N, T], scattered terms [N] at ``index``) weighted by ``weights``
-        float64 [N, B]: ``sums[entry] += value^T @ weights``. Terms of entries this bootstrap
-        does not hold are ignored."""
+        dense terms [N] / [N, T], scattered terms [N] at ``index``) of the samples
+        ``sample_index`` int [N]: ``sums[entry] += value^T @ W``. Terms of entries this bootstrap
+        does not hold are ignored. On CPU one fused op makes each row's weights once and adds
+        every contribution of the row (no [N, B] weight matrix); elsewhere weights + matmul."""
+        idx = sample_index.to(self.device, torch.int64)
+        if self.device.type == "cpu" and has_fused_op():
+            r, v = self._flat_terms(rows)
+            torch.ops.mlmetrics.poisson_accumulate(self.sums, idx, r, v, _i64(self.seed))
+        else:
+            self.add_rows_weighted(rows, self.weights(idx))
+
+    def _flat_terms(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """(state row int64 [N, K], value float64 [N, K]) of every term of ``rows``."""
+        rs, vs = [], []
+        for name, (v, idx, _) in rows.terms.items():
+            d = self.slices.get(name)
+            if d is None:
+                continue
+            v = v.to(self.device, torch.float64)
+            if idx is None:
+                v = v.reshape(v.shape[0], -1)
+                rs.append(torch.arange(d.start, d.stop, device=self.device).expand(v.shape[0], -1))
+            else:
+                v = v[:, None]
+                rs.append((idx.to(self.device) + d.start)[:, None])
+            vs.append(v)
+        n = next(iter(rows.terms.values()))[0].shape[0] if rows.terms else 0
+        if not rs:
+            return torch.zeros(n, 0, dtype=torch.int64), torch.zeros(n, 0, dtype=torch.float64)
+        return torch.cat(rs, 1).contiguous(), torch.cat(vs, 1).contiguous()
+
+    def add_rows_weighted(self, rows, weights: torch.Tensor) -> None:
+        """:meth:`add_rows` with the weights given (float64 [N, B]): pure torch, any device."""
         w = weights.to(self.device, torch.float64)
         dense, dst = [], []
         for name, (v, idx, _) in rows.terms.items():
@@ -124,8 +154,12 @@ class PoissonBootstrap:
 
     def replicate(self, b: int, sums: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Replicate b as a state dict (views into ``sums``, default ``self.sums``)."""
-        row = (self.sums if sums is None else sums)[:, b]
-        return {k: row[s].reshape(self.shapes[k]) for k, s in self.slices.items()}
+        return self.replicate_row((self.sums if sums is None else sums)[:, b])
+
+    def replicate_row(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A state dict of views into ``row`` (float64 [total]: one replicate of every entry)."""
+        return {k: row[s].view(self.shapes[k]) if row.is_contiguous() else row[s].reshape(self.shapes[k])
+                for k, s in self.slices.items()}
 
     def state_dict(self) -> dict:
         return {"sums": self.sums.detach().clone(), "replicates": self.replicates, "seed": self.seed,

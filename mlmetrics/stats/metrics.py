@@ -90,7 +90,7 @@ class Bootstrap:
                         else torch.arange(self._next, self._next + n))
             self._next += n
             self.boot.to(st.row_stats.device)
-            self.boot.add_rows(rows, self.boot.weights(keys))
+            self.boot.add_rows(rows, keys)
         return st
 
     def _add_records(self, boot: PoissonBootstrap, records: torch.Tensor) -> None:
@@ -102,7 +102,7 @@ class Bootstrap:
             st, target, has_target, sizes, ok = m.records.decode(records[idx])
             rows = classification_rows(m.cfg, st, target, sizes if m.cfg.has_labels else None,
                                        has_target=has_target, keep=ok)
-            boot.add_rows(rows, boot.weights(idx))
+            boot.add_rows(rows, idx)
 
     # ---- replicates ---------------------------------------------------------------------
     def _records(self, sync: bool) -> torch.Tensor:
@@ -126,11 +126,11 @@ class Bootstrap:
 
     def replicate_values(self, sync: bool | None = None) -> dict[str, torch.Tensor]:
         """{metric: float64 [replicates]} (NaN where a replicate leaves the metric undefined)."""
-        sums = self.replicate_sums(sync).to("cpu")
+        reps = self.replicate_sums(sync).to("cpu").t().contiguous()  # [B, total]: each replicate contiguous
         cfg, m = self.metrics.cfg, self.metrics
         rows: list[dict[str, float]] = []
         for b in range(self.replicates):
-            s = self.boot.replicate(b, sums)
+            s = self.boot.replicate_row(reps[b])
             try:
                 rows.append(scalar_metrics(classification_reduce(cfg, s, m.nonfinite, m.num_samples, check=False)))
             except (RuntimeError, ValueError, ZeroDivisionError):  # a replicate without rows

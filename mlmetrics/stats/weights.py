@@ -86,6 +86,13 @@ def _has_op() -> bool:
     return HAS_EXTENSION and hasattr(torch.ops.mlmetrics, "poisson_weights")
 
 
+def has_fused_op() -> bool:
+    """Whether the compiled ``mlmetrics::poisson_accumulate`` (CPU) is available."""
+    from ..ops import HAS_EXTENSION
+
+    return HAS_EXTENSION and hasattr(torch.ops.mlmetrics, "poisson_accumulate")
+
+
 def poisson_weights(sample_index: torch.Tensor, replicates: int, seed: int = 0) -> torch.Tensor:
     """float64 [N, B] Poisson(1) weights of the rows ``sample_index`` (int [N]) in replicates
     0..B-1; the compiled op on CPU tensors, :func:`poisson_weights_torch` elsewhere."""
@@ -106,6 +113,11 @@ def _register_fake() -> None:
     @torch.library.register_fake("mlmetrics::poisson_weights")
     def _fake(sample_index, replicates, seed):
         return sample_index.new_empty((sample_index.shape[0], replicates), dtype=torch.float64)
+
+    if has_fused_op():
+        @torch.library.register_fake("mlmetrics::poisson_accumulate")
+        def _fake_accumulate(sums, sample_index, rows, values, seed):
+            return None
 
 
 _register_fake()

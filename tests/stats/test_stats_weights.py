@@ -64,3 +64,42 @@ def test_fake_tensor_shape():
     with FakeTensorMode():
         out = torch.ops.mlmetrics.poisson_weights(torch.arange(7), 11, 0)
     assert tuple(out.shape) == (7, 11) and out.dtype == torch.float64
+
+
+def test_fused_accumulate_equals_weights_times_contributions():
+    from mlmetrics.functional import Rows
+    from mlmetrics.stats import PoissonBootstrap
+    from mlmetrics.stats.weights import has_fused_op
+
+    if not has_fused_op():
+        pytest.skip("no compiled extension")
+    g = torch.Generator().manual_seed(0)
+    n, c = 300, 40
+    rows = Rows(n)
+    rows.add("count", torch.ones(n, dtype=torch.bool))
+    rows.add("hits", torch.rand(n, 3, generator=g) > 0.5)
+    rows.add("value", torch.randn(n, generator=g, dtype=torch.float64))
+    rows.add("per_class", torch.rand(n, generator=g) > 0.3, index=torch.randint(0, c, (n,), generator=g), size=c)
+    rows.add("not_held", torch.ones(n))
+    shapes = {"count": (), "hits": (3,), "value": (), "per_class": (c,)}
+    for b in (2, 100, 300, 1000):  # replicate chunks of 256: partial and several
+        fused, ref = PoissonBootstrap(shapes, b, seed=7), PoissonBootstrap(shapes, b, seed=7)
+        idx = torch.randperm(5000, generator=g)[:n]
+        fused.add_rows(rows, idx)
+        ref.add_rows_weighted(rows, W.poisson_weights_torch(idx, b, 7))
+        for k, sl in fused.slices.items():
+            if k == "value":
+                torch.testing.assert_close(fused.sums[sl], ref.sums[sl], rtol=1e-12, atol=1e-12)
+            else:
+                assert torch.equal(fused.sums[sl], ref.sums[sl]), k
+
+
+def test_fused_accumulate_checks_rows():
+    from mlmetrics.stats.weights import has_fused_op
+
+    if not has_fused_op():
+        pytest.skip("no compiled extension")
+    sums = torch.zeros(4, 8, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="rows must be in"):
+        torch.ops.mlmetrics.poisson_accumulate(sums, torch.arange(2), torch.tensor([[0], [4]]),
+                                               torch.ones(2, 1, dtype=torch.float64), 0)
