@@ -69,44 +69,44 @@ class PoissonBootstrap:
         idx = sample_index.to(self.device, torch.int64)
         if self.device.type == "cpu" and has_fused_op():
             r, v = self._flat_terms(rows)
-            torch.ops.mlmetrics.poisson_accumulate(self.sums, idx, r, v, _i64(self.seed))
+            if r.numel():
+                torch.ops.mlmetrics.poisson_accumulate(self.sums, idx, r, v, _i64(self.seed))
         else:
             self.add_rows_weighted(rows, self.weights(idx))
+
+    def _terms(self, rows):
+        """(state slice, float64 value [N] / [N, T], index [N] | None) of each term of ``rows``
+        this bootstrap holds."""
+        for name, (v, idx, _) in rows.terms.items():
+            d = self.slices.get(name)
+            if d is not None:
+                yield d, v.to(self.device, torch.float64), None if idx is None else idx.to(self.device)
 
     def _flat_terms(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
         """(state row int64 [N, K], value float64 [N, K]) of every term of ``rows``."""
         rs, vs = [], []
-        for name, (v, idx, _) in rows.terms.items():
-            d = self.slices.get(name)
-            if d is None:
-                continue
-            v = v.to(self.device, torch.float64)
+        for d, v, idx in self._terms(rows):
             if idx is None:
                 v = v.reshape(v.shape[0], -1)
                 rs.append(torch.arange(d.start, d.stop, device=self.device).expand(v.shape[0], -1))
             else:
                 v = v[:, None]
-                rs.append((idx.to(self.device) + d.start)[:, None])
+                rs.append((idx + d.start)[:, None])
             vs.append(v)
-        n = next(iter(rows.terms.values()))[0].shape[0] if rows.terms else 0
         if not rs:
-            return torch.zeros(n, 0, dtype=torch.int64), torch.zeros(n, 0, dtype=torch.float64)
+            return torch.zeros(0, 0, dtype=torch.int64), torch.zeros(0, 0, dtype=torch.float64)
         return torch.cat(rs, 1).contiguous(), torch.cat(vs, 1).contiguous()
 
     def add_rows_weighted(self, rows, weights: torch.Tensor) -> None:
         """:meth:`add_rows` with the weights given (float64 [N, B]): pure torch, any device."""
         w = weights.to(self.device, torch.float64)
         dense, dst = [], []
-        for name, (v, idx, _) in rows.terms.items():
-            d = self.slices.get(name)
-            if d is None:
-                continue
-            v = v.to(self.device, torch.float64)
+        for d, v, idx in self._terms(rows):
             if idx is None:
                 dense.append(v.reshape(v.shape[0], -1))
                 dst.append(torch.arange(d.start, d.stop, device=self.device))
             else:  # a scatter: row i adds v[i] * w[i] at entry row index[i]
-                self.sums.index_add_(0, idx.to(self.device) + d.start, w * v[:, None])
+                self.sums.index_add_(0, idx + d.start, w * v[:, None])
         if dense:
             self.sums.index_add_(0, torch.cat(dst), torch.cat(dense, 1).t() @ w)
 

@@ -13,18 +13,9 @@ import csv
 import json
 from pathlib import Path
 
+from ..cli.args import topk
 from .bootstrap import DEFAULT_REPLICATES
 from .intervals import METHODS
-
-
-def _ints(s: str) -> tuple[int, ...]:
-    try:
-        v = tuple(int(x) for x in s.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated ints, got {s!r}")
-    if not v or min(v) < 1:
-        raise argparse.ArgumentTypeError(f"positive ints, got {s!r}")
-    return v
 
 
 def _level(s: str) -> float:
@@ -63,7 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--method", choices=METHODS, default="percentile", help="interval method (default percentile)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--topk", type=_ints, default=(1, 5), help="comma-separated k values (default 1,5)")
+    p.add_argument("--topk", type=topk, default=(1, 5), help="comma-separated k values (default 1,5)")
     p.add_argument("--standardize", action="store_true",
                    help="two inputs on different datasets A and B: B's top-1 accuracy reweighted to A's label-count "
                         "mix (1, 2, 3, 4+ labels), and A's minus B's accuracy split into the part the mix explains "
