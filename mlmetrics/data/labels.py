@@ -1,13 +1,14 @@
 """Ragged per-sample label sets (CSR), e.g. ImageNet ReaL labels."""
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+
+from ..ops import checks
 
 
 class LabelSets:
@@ -24,17 +25,22 @@ class LabelSets:
 
     def __init__(self, offsets: torch.Tensor, labels: torch.Tensor, num_classes: int,
                  *, _ranges: torch.Tensor | None = None, validate: bool = True):
-        offsets = torch.as_tensor(offsets)
-        labels = torch.as_tensor(labels)
-        if offsets.dtype != torch.int64 or offsets.dim() != 1 or offsets.numel() < 1:
-            raise ValueError("offsets must be a 1-D int64 tensor of length N + 1")
-        if labels.dtype not in (torch.int32, torch.int64) or labels.dim() != 1:
-            raise ValueError(f"labels must be a 1-D int32/int64 tensor, got {labels.dtype} {tuple(labels.shape)}")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        offsets = checks.as_tensor(offsets, "offsets")
+        if isinstance(labels, (list, tuple)) and len(labels) == 0:
+            labels = torch.zeros(0, dtype=torch.int64)  # an empty list is no float tensor
+        labels = checks.as_tensor(labels, "labels")
+        if offsets.dim() != 1 or offsets.numel() < 1:
+            raise ValueError(f"offsets must be 1-D [N + 1], got shape {tuple(offsets.shape)}")
+        if offsets.dtype != torch.int64:
+            raise TypeError(f"offsets must be an int64 tensor, got {offsets.dtype}")
+        if labels.dim() != 1:
+            raise ValueError(f"labels must be 1-D [L], got shape {tuple(labels.shape)}")
+        if labels.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"labels must be an int32 or int64 tensor, got {labels.dtype}")
+        num_classes = checks.check_num_classes(num_classes)
         self.offsets = offsets
         self.labels = labels
-        self.num_classes = int(num_classes)
+        self.num_classes = num_classes
         self._ranges = _ranges
         if validate:
             self._validate()
@@ -42,22 +48,21 @@ class LabelSets:
     # ---- construction -------------------------------------------------------------
     @classmethod
     def from_lists(cls, lists: Iterable[Sequence[int]], num_classes: int) -> "LabelSets":
-        """From a list of per-sample class-index lists (duplicates removed, sorted)."""
-        lists = lists if isinstance(lists, list) else list(lists)
-        sizes = np.fromiter((len(s) for s in lists), dtype=np.int64, count=len(lists))
-        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(sizes.sum()))
-        row = np.repeat(np.arange(len(lists), dtype=np.int64), sizes)
-        bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
-        if bad.size:
-            j = bad[0]
-            raise ValueError(f"sample {row[j]}: label {flat[j]} outside [0, {num_classes})")
+        """From N per-sample lists of class indices (each sorted, duplicates removed).
+
+        A sample is a list/tuple/set of ints (Python or NumPy) or a 1-D integer array/tensor;
+        floats, bools, strings and nested lists are a ``TypeError``, a label outside
+        ``[0, num_classes)`` a ``ValueError`` naming the sample."""
+        num_classes = checks.check_num_classes(num_classes)
+        sizes, flat = checks.label_lists(lists, num_classes)
+        row = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)
         order = np.lexsort((flat, row))  # by sample, then label
         flat, row = flat[order], row[order]
         keep = np.ones(flat.size, dtype=bool)
         keep[1:] = (flat[1:] != flat[:-1]) | (row[1:] != row[:-1])  # drop duplicates within a set
         flat, row = flat[keep], row[keep]
-        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row, minlength=len(lists)), out=offsets[1:])
+        offsets = np.zeros(sizes.size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=sizes.size), out=offsets[1:])
         return cls(torch.from_numpy(offsets), torch.from_numpy(flat.astype(np.int32)), num_classes, validate=False)
 
     @classmethod
@@ -86,20 +91,22 @@ class LabelSets:
         """
         if path is None:
             path = imagenet_real_labels_path()
-        with open(path) as f:
-            lists = json.load(f)
-        return cls.from_lists(lists, 1000)
+        try:
+            with open(path) as f:
+                lists = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read ReaL labels ({e})") from None
+        if not isinstance(lists, list):
+            raise ValueError(f"{path}: ReaL labels must be a JSON list of per-image label lists, "
+                             f"got a JSON {type(lists).__name__}")
+        try:
+            return cls.from_lists(lists, 1000)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
 
     # ---- checks -------------------------------------------------------------------
     def _validate(self) -> None:
-        off, lab = self.offsets.cpu(), self.labels.cpu()
-        if off[0] != 0 or off[-1] != lab.numel() or bool((off[1:] < off[:-1]).any()):
-            raise ValueError("offsets must start at 0, be non-decreasing and end at len(labels)")
-        bad = ((lab < 0) | (lab >= self.num_classes)).nonzero()
-        if bad.numel():
-            j = int(bad[0, 0])
-            i = int(torch.searchsorted(off, torch.tensor([j]), right=True)[0]) - 1
-            raise ValueError(f"sample {i}: label {int(lab[j])} outside [0, {self.num_classes})")
+        checks.check_label_csr(self.offsets, self.labels, self.num_classes)
 
     # ---- views --------------------------------------------------------------------
     @property

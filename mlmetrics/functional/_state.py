@@ -63,13 +63,16 @@ class Rows:
     A term is either dense (``value`` [N] or [N, T]: row i adds ``value[i]`` to a state of
     shape ``()`` or ``(T,)``) or scattered (``value`` [N], ``index`` int64 [N]: row i adds
     ``value[i]`` at ``state[index[i]]`` of a state of shape ``(size,)``). ``weight`` [N]
-    (optional) multiplies every term added afterwards.
+    (optional) multiplies every term added afterwards. With ``into`` (a state dict), each term
+    is added into it at once and not kept (the streaming form of ``add_to``: less memory).
     """
 
-    def __init__(self, n: int, device=None, weight: torch.Tensor | None = None):
+    def __init__(self, n: int, device=None, weight: torch.Tensor | None = None,
+                 into: dict[str, torch.Tensor] | None = None):
         self.n = n
         self.device = device
         self.weight = None if weight is None else weight.to(F64)
+        self.into = into
         self.terms: dict[str, tuple[torch.Tensor, torch.Tensor | None, tuple[int, ...]]] = {}
         self.sample_index: torch.Tensor | None = None  # the rows' samples, when a metric knows them
 
@@ -79,7 +82,10 @@ class Rows:
         if self.weight is not None:
             value = value * (self.weight if value.dim() == 1 else self.weight[:, None])
         shape = tuple(value.shape[1:]) if index is None else (int(size),)
-        self.terms[name] = (value, index, shape)
+        if self.into is not None:
+            _add_term(self.into[name], value, index)
+        else:
+            self.terms[name] = (value, index, shape)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: shape for name, (_, _, shape) in self.terms.items()}
@@ -97,11 +103,7 @@ class Rows:
     def add_to(self, state: dict[str, torch.Tensor]) -> None:
         """``state[name] += delta`` in place (no host sync; the state's dtype is kept)."""
         for name, (v, idx, _) in self.terms.items():
-            s = state[name]
-            if idx is None:
-                s.add_(v.sum(0).to(s.dtype))
-            else:
-                s.scatter_add_(0, idx.to(s.device), v.to(s.dtype))
+            _add_term(state[name], v, idx)
 
     def dense(self) -> tuple[torch.Tensor, dict[str, tuple[slice, tuple[int, ...]]]]:
         """``(G, layout)``: G float64 [N, S] with ``G[:, layout[name][0]].sum(0)`` equal to
@@ -132,6 +134,13 @@ class Rows:
                 o.index_add_(1, idx, (w * v[:, None]).T)
                 out[name] = o
         return out
+
+
+def _add_term(state: torch.Tensor, value: torch.Tensor, index: torch.Tensor | None) -> None:
+    if index is None:
+        state.add_(value.sum(0).to(state.dtype))
+    else:
+        state.scatter_add_(0, index, value.to(state.dtype))
 
 
 def masked(mask: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,7 @@ def per_class_spec(num_classes: int) -> dict[str, StateSpec]:
 def topk_rows(stats: TopKStats, *, topk: Sequence[int], keep=None, has_target=True, out: Rows | None = None) -> Rows:
     out = Rows(stats.row_stats.shape[0], stats.row_stats.device) if out is None else out
     rank, t = scored_targets(stats, has_target, keep)
-    ks = torch.tensor(list(topk), dtype=torch.int64, device=rank.device)
-    out.add("correct", t[:, None] & (rank[:, None] < ks))
+    out.add("correct", torch.stack([t & (rank < k) for k in topk], dim=1))  # no host->device copy of topk
     return out
 
 

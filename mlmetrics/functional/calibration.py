@@ -77,7 +77,7 @@ def calibration(logits, target, n_bins: int = 15, *, class_subset=None, nonfinit
     ``edges[b] <= p < edges[b+1]``; the last entry holds rows whose max probability is exactly
     1.0 in float32 (torchmetrics puts them in an extra bin too). The per-bin arrays are the data
     of a reliability diagram (NaN for empty bins)."""
-    n_bins = check_int("n_bins", n_bins)
+    n_bins = check_int(n_bins, "n_bins", 1)
     st, _, _, state = _inputs.score_single_label(logits, target, 1, with_softmax=True, class_subset=class_subset,
                                                  nonfinite=nonfinite, backend=backend)
     state.update(topk_update(st, topk=(1,)))

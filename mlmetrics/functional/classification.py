@@ -17,12 +17,13 @@ from __future__ import annotations
 import torch
 
 from ..data.labels import LabelSets
-from ..ops import TopKStats
+from ..ops import TopKStats, checks
 from . import _inputs
 from ._state import Rows, StateSpec
 from .accuracy import per_class_reduce, per_class_rows, per_class_spec, topk_reduce, topk_rows, topk_spec
 from .calibration import calibration_reduce, calibration_rows, calibration_spec
-from .config import Config, NONFINITE_POLICIES, check_backend, check_choice, make_config
+from ..ops.checks import check_choice
+from .config import Config, NONFINITE_POLICIES, check_backend, make_config
 from .counts import check_counts, counts_reduce, counts_rows, counts_spec
 from .multilabel import multilabel_reduce, multilabel_rows, multilabel_spec
 from .nll import nll_reduce, nll_rows, nll_spec
@@ -56,17 +57,18 @@ def classification_spec(cfg: Config) -> dict[str, StateSpec]:
 
 def classification_rows(cfg: Config, stats: TopKStats, target: torch.Tensor | None = None,
                         set_sizes: torch.Tensor | None = None, *, has_target=None, keep: torch.Tensor | None = None,
-                        bad_index: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> Rows:
+                        bad_index: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                        into: dict[str, torch.Tensor] | None = None) -> Rows:
     """Per-row contributions of one batch to every state of :func:`classification_spec`.
 
     ``stats``: the op's output for the batch (k = ``cfg.k``, softmax columns when
     ``cfg.with_softmax``); ``target`` int64 [N] or None; ``set_sizes`` int64 [N] (with label
     sets); ``has_target`` bool or bool [N] (default: ``target is not None``); ``keep`` bool [N]:
     rows to score (the others add only ``bad_index``); ``bad_index`` bool [N]; ``weight`` f64
-    [N]: multiplies every row's contribution."""
+    [N]: multiplies every row's contribution; ``into``: add straight into this state (see :class:`Rows`)."""
     n = stats.row_stats.shape[0]
     dev = stats.row_stats.device
-    rows = Rows(n, dev, weight)
+    rows = Rows(n, dev, weight, into)
     if has_target is None:
         has_target = target is not None
     if target is None:
@@ -128,14 +130,12 @@ def classification_metrics(logits, target=None, label_sets: LabelSets | None = N
     ``topk_stats`` call (same keys as ``ClassificationMetrics.compute()``). ``label_sets``: one
     set per row (``len == N``; a batch view ``sets[index]`` is fine). Variable top-k scores every
     set size unless ``max_label_k`` caps it."""
-    check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+    check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
     check_backend(backend)
-    x = _inputs.check_nonempty(_inputs.as_logits(logits))
-    c = _inputs.scored_classes(x, class_subset)
-    t = None
-    if target is not None:
-        t = _inputs.as_target(target, x.shape[0], x.device)
-        _inputs.check_target_range(t, c)
+    x = _inputs.as_logits(logits)
+    checks.require_rows(x)
+    class_subset, c = _inputs.as_class_subset(x, class_subset)
+    t = None if target is None else _inputs.as_target(target, x, c, check_range=True)
     max_set = sizes = None
     if label_sets is not None:
         label_sets = _inputs.batch_label_sets(label_sets, x.shape[0])

@@ -1,17 +1,16 @@
-"""Metric configuration: the validators of every metric argument (``topk``, ``k``, ``num_samples``,
-``backend``, ``include``, flags) and :class:`Config`, the resolved configuration one
-``ClassificationMetrics`` / ``classification_metrics`` call scores with.
+"""Metric configuration: the validators of the metric arguments (``topk``, ``include``,
+``backend``, optional ints; scalar checks from :mod:`mlmetrics.ops.checks`) and :class:`Config`,
+the resolved configuration one ``ClassificationMetrics`` / ``classification_metrics`` scores with.
 
 Each validator raises a one-line ``TypeError`` (wrong type) or ``ValueError`` (wrong value)
-naming the argument. Integers are Python ints or NumPy / torch integer scalars; ``bool`` and
-floats are refused (``topk=1.7`` or ``True`` is an error, never 1).
+naming the argument. Integers are Python or NumPy integers; ``bool``, floats and strings are
+refused (``topk=1.7`` or ``True`` is an error, never 1).
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
+from ..ops.checks import check_bool, check_choice, check_int, check_num_classes  # noqa: F401 (re-exported)
 from ..ops.dispatch import BACKENDS
 
 #: metric groups a ``ClassificationMetrics`` can be asked for (``include=``)
@@ -23,32 +22,13 @@ DEFAULT_MAX_LABEL_K = 16
 NONFINITE_POLICIES = ("error", "ignore")
 
 
-def check_int(name: str, value, *, low: int = 1, optional: bool = False) -> int | None:
-    """An integer ``>= low`` (None allowed when ``optional``)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    v = operator.index(value)
-    if v < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {v}")
-    return v
-
-
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
-
-
-def check_choice(name: str, value, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
+def check_optional_int(value, name: str, minimum: int = 1) -> int | None:
+    """None, or an int ``>= minimum`` (:func:`mlmetrics.ops.checks.check_int`)."""
+    return None if value is None else check_int(value, name, minimum)
 
 
 def check_backend(backend) -> str:
-    return check_choice("backend", backend, BACKENDS)
+    return check_choice(backend, "backend", BACKENDS)
 
 
 def check_topk(topk, num_classes: int | None = None, name: str = "topk") -> tuple[int, ...]:
@@ -56,7 +36,7 @@ def check_topk(topk, num_classes: int | None = None, name: str = "topk") -> tupl
     if isinstance(topk, (str, bytes)) or not (hasattr(topk, "__index__") or hasattr(topk, "__iter__")):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {type(topk).__name__} {topk!r}")
     ks = (topk,) if hasattr(topk, "__index__") and not hasattr(topk, "__iter__") else tuple(topk)
-    ks = tuple(check_int(f"every k in {name}", k) for k in ks)
+    ks = tuple(check_int(k, f"every k in {name}", 1) for k in ks)
     if not ks:
         raise ValueError(f"{name} must hold at least one k")
     if len(set(ks)) != len(ks):
@@ -108,12 +88,12 @@ class Config:
 
 def make_config(num_classes: int, topk, ece_bins: int, include, max_set_size: int | None,
                 max_label_k: int = DEFAULT_MAX_LABEL_K, subgroup_cap: int | None = None) -> Config:
-    num_classes = check_int("num_classes", num_classes)
+    num_classes = check_num_classes(num_classes)
     topk = check_topk(topk, num_classes)
-    ece_bins = check_int("ece_bins", ece_bins)
+    ece_bins = check_int(ece_bins, "ece_bins", 1)
     include = check_include(include)
-    subgroup_cap = check_int("subgroup_cap", subgroup_cap, optional=True)
-    max_label_k = check_int("max_label_k", max_label_k)
+    subgroup_cap = check_optional_int(subgroup_cap, "subgroup_cap")
+    max_label_k = check_int(max_label_k, "max_label_k", 1)
     has_labels = max_set_size is not None and "multilabel" in include
     label_k = min(max_set_size, max_label_k, num_classes) if has_labels else 0
     return Config(num_classes=num_classes, topk=topk, ece_bins=ece_bins, include=include,

@@ -56,8 +56,8 @@ def counts_update(stats: TopKStats, has_target=False, **kw) -> dict[str, torch.T
 def check_counts(state, nonfinite: str, num_classes: int, num_samples: int | None = None) -> None:
     """The error policy: raise for no rows, bad targets / indices, non-finite rows under "error"."""
     if float(state["rows"]) == 0:
-        raise RuntimeError("compute() was called before any update() (no rows seen); "
-                           "call update(logits, ...) first")
+        raise RuntimeError("no rows to score: compute() was called before any update() with a non-empty batch "
+                           "(an empty batch, N=0, adds no rows)")
     if float(state["bad_target"]) > 0:
         raise ValueError(f"{int(state['bad_target'])} target(s) outside [0, num_classes={num_classes}) were "
                          "passed to update()")

@@ -45,15 +45,15 @@ def multilabel_rows(stats: TopKStats, set_sizes: torch.Tensor, *, topk: Sequence
     out.add("n_labeled", ne)
     out.add("n_empty", ok & (s == 0))
     cs = hit_counts(stats)
-    ks = torch.tensor(list(topk), dtype=torch.int64, device=s.device)
-    h = cs[:, ks - 1].to(torch.float64)                   # [N, T] hits within the top-k
-    sc, kc = s[:, None].to(torch.float64), ks[None, :].to(torch.float64)
-    ne2 = ne[:, None]
+    sf = s.to(torch.float64)
+    h = torch.stack([cs[:, k - 1] for k in topk], dim=1).to(torch.float64)  # [N, T] hits within the top-k
+    kf = torch.stack([torch.full_like(sf, k) for k in topk], dim=1)            # [N, T] k (no host->device copy)
+    sc, ne2 = sf[:, None], ne[:, None]
     out.add("real", ne2 & (h > 0))
-    out.add("prec", masked(ne2, h / kc))
+    out.add("prec", masked(ne2, h / kf))
     out.add("rec", masked(ne2, h / sc.clamp(min=1)))
-    out.add("subset", ne2 & (sc == kc) & (h == kc))
-    out.add("hamming", masked(ne2, kc + sc - 2 * h))
+    out.add("subset", ne2 & (sc == kf) & (h == kf))
+    out.add("hamming", masked(ne2, kf + sc - 2 * h))
     return out
 
 
@@ -158,7 +158,7 @@ def topk_hit_counts(logits, label_sets: LabelSets, k: int = 5, *, backend="auto"
     from . import _inputs
     from .config import check_backend, check_int
 
-    k = check_int("k", k)
+    k = check_int(k, "k", 1)
     check_backend(backend)
     x = _inputs.as_logits(logits)
     sets = _inputs.batch_label_sets(label_sets, x.shape[0])

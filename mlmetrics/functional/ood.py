@@ -47,6 +47,8 @@ def ood_scores(logits, *, class_subset=None, backend="auto") -> dict[str, torch.
     ``entropy`` (nats). float32 [N] each; NaN on rows whose softmax is undefined (and
     ``max_logit`` NaN on rows holding NaN)."""
     check_backend(backend)
-    st = _inputs.run_op(_inputs.as_logits(logits), 1, class_subset=class_subset, with_softmax=True, backend=backend)
+    x = _inputs.as_logits(logits)
+    class_subset, _ = _inputs.as_class_subset(x, class_subset)
+    st = _inputs.run_op(x, 1, class_subset=class_subset, with_softmax=True, backend=backend)
     return {"max_prob": st.max_prob, "max_logit": st.max_logit, "logsumexp": st.logsumexp,
             "energy": -st.logsumexp, "entropy": st.entropy}

@@ -77,9 +77,9 @@ def variable_topk_reduce(state, *, subgroup_cap: int | None = None) -> dict:
 # ---------------------------------------------------------------------------------------
 def _variable(logits, label_sets, subgroup_cap=None, **kw) -> dict:
     from . import _inputs
-    from .config import check_int
+    from .config import check_optional_int
 
-    subgroup_cap = check_int("subgroup_cap", subgroup_cap, optional=True)
+    subgroup_cap = check_optional_int(subgroup_cap, "subgroup_cap")
     st, sizes, _, label_k, _ = _inputs.score_label_sets(logits, label_sets, variable=True, **kw)
     return variable_topk_reduce(variable_topk_update(st, sizes, label_k=label_k), subgroup_cap=subgroup_cap)
 
@@ -98,7 +98,7 @@ def subgroup_accuracy(logits, label_sets, *, fractional: bool = False, **kw) -> 
     fractional), for every m present. ``subgroup_cap=4`` merges counts >= 4 into key 4 ("4+")."""
     from .config import check_bool
 
-    key = "subgroup_accuracy_fractional" if check_bool("fractional", fractional) else "subgroup_accuracy"
+    key = "subgroup_accuracy_fractional" if check_bool(fractional, "fractional") else "subgroup_accuracy"
     return _variable(logits, label_sets, **kw)[key]
 
 
@@ -117,5 +117,5 @@ def asma(logits, label_sets, *, fractional: bool = False, **kw) -> float:
     and the variable top-k per subgroup; "aggregate" read as the unweighted mean over subgroups)."""
     from .config import check_bool
 
-    key = "asma_fractional" if check_bool("fractional", fractional) else "asma"
+    key = "asma_fractional" if check_bool(fractional, "fractional") else "asma"
     return _variable(logits, label_sets, **kw)[key]

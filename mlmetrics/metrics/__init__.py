@@ -33,7 +33,15 @@ Policies:
 * ASMA (Anzaku et al., arXiv 2412.18409) = unweighted mean over label-count subgroups
   (m = |Y_i| >= 1, optionally ``subgroup_cap``) of the strict variable top-k accuracy (k = m);
 * distributed: ``compute()`` all-reduces when ``torch.distributed`` is initialised (SUM of the
-  sums, or MAX of the per-sample dedupe records so DistributedSampler padding counts once).
+  sums, or MAX of the per-sample dedupe records so DistributedSampler padding counts once);
+* state: declared by ``state_spec()`` (name -> shape, dtype, reduction "sum" | "max"), which
+  ``merge``/``sync`` and :class:`TorchMetricsAdapter` read; dedupe records are packed int32
+  words (32 B a sample at ``topk=(1, 5)``, 36 B with ImageNet ReaL sets), and ``compute()`` /
+  ``sync()`` decode them in 64 steps (extra memory a fraction of the records); ``state_dict()``
+  returns the live tensors and the arguments, which ``load_state_dict`` checks;
+* inputs: ``update`` runs under ``torch.no_grad`` (no autograd history is kept); float64 logits
+  are scored in float32; state dtypes never follow the inputs or a ``.to(dtype)``; a metric
+  unpickled in another process (``ddp_spawn``) owns a copy of its state.
 """
 from .classification import (ASMA, NLL, BrierScore, ClassificationMetrics, ExpectedCalibrationError,
                              MacroAccuracy, RealAccuracy, TopKAccuracy, VariableTopKAccuracy)

@@ -106,10 +106,10 @@ class RecordLayout:
             f = rec[:, self.float_word:self.float_word + len(FLOAT_STATS)].contiguous().view(torch.float32)
             for j, c in enumerate(FLOAT_STATS):
                 row_stats[:, int(c)] = f[:, j]
-        if self.k:
-            shifts = torch.arange(HIT_BITS, dtype=torch.int64, device=dev)
-            words = rec[:, self.hit_word:self.hit_word + self.hit_words].to(torch.int64)
-            hits = ((words[:, :, None] >> shifts) & 1).reshape(n, -1)[:, :self.k].to(torch.bool)
+        if self.k:  # word j holds hits j*31 .. j*31+30 (int32 shifts of only the bits kept: small temporaries)
+            hits = torch.cat([(rec[:, self.hit_word + j, None]
+                               >> torch.arange(min(HIT_BITS, self.k - j * HIT_BITS), dtype=torch.int32, device=dev))
+                              & 1 for j in range(self.hit_words)], dim=1).to(torch.bool)
         else:
             hits = torch.zeros(n, 0, dtype=torch.bool, device=dev)
         empty = torch.zeros(n, 0, device=dev)

@@ -16,9 +16,9 @@ from ..data.labels import LabelSets
 from ..functional import _inputs
 from ..functional._state import Rows, StateSpec, empty_state, merge_into
 from ..functional.classification import classification_reduce, classification_rows, classification_spec
-from ..functional.config import (DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES, check_backend, check_bool, check_choice,
-                                 check_int, make_config)
-from ..ops import TopKStats
+from ..functional.config import DEFAULT_MAX_LABEL_K, NONFINITE_POLICIES, check_backend, check_optional_int, make_config
+from ..ops import TopKStats, checks
+from ..ops.checks import check_bool, check_choice
 from ._core import INT32_MIN, RecordLayout
 
 
@@ -74,34 +74,28 @@ class ClassificationMetrics:
     counted on the device and reported by :meth:`compute` as ``ValueError``.
     """
 
-    #: records decoded per step in compute() / sync(): bounds their extra memory
-    RECORD_CHUNK = 8192
+    #: compute() / sync() decode the records in this many steps (at least 256 records each):
+    #: their temporaries stay a small fraction of the records
+    RECORD_STEPS = 64
 
     def __init__(self, num_classes: int, topk: Sequence[int] = (1, 5), label_sets: LabelSets | None = None,
                  ece_bins: int = 15, *, include: Iterable[str] | None = None, class_subset=None,
                  nonfinite: str = "error", num_samples: int | None = None, dedupe: bool | None = None,
                  max_label_k: int = DEFAULT_MAX_LABEL_K, subgroup_cap: int | None = None,
                  backend: str = "auto"):
-        num_classes = check_int("num_classes", num_classes)
-        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        num_classes = checks.check_num_classes(num_classes)
+        self.nonfinite = check_choice(nonfinite, "nonfinite", NONFINITE_POLICIES)
         self.backend = check_backend(backend)
-        num_samples = check_int("num_samples", num_samples, optional=True)
+        num_samples = check_optional_int(num_samples, "num_samples")
         if dedupe is not None:
-            check_bool("dedupe", dedupe)
+            dedupe = check_bool(dedupe, "dedupe")
         if label_sets is not None and not isinstance(label_sets, LabelSets):
             raise TypeError(f"label_sets must be a mlmetrics.LabelSets, got {type(label_sets).__name__}")
         self.logits_width = num_classes
         self.class_subset = None
         scored = num_classes
         if class_subset is not None:
-            cs = torch.as_tensor(class_subset)
-            if cs.dim() != 1 or cs.numel() < 1 or cs.dtype.is_floating_point or cs.dtype == torch.bool:
-                raise ValueError("class_subset must be a non-empty 1-D integer tensor")
-            cs = cs.to(torch.int64)
-            if int(cs.min()) < 0 or int(cs.max()) >= num_classes:
-                raise ValueError(f"class_subset holds indices outside [0, num_classes={num_classes})")
-            if torch.unique(cs).numel() != cs.numel():
-                raise ValueError("class_subset holds duplicate class indices")
+            cs = checks.as_class_subset(class_subset, num_classes, torch.device("cpu"))
             self.class_subset = cs
             scored = cs.numel()
         max_set = None
@@ -159,6 +153,8 @@ class ClassificationMetrics:
         self.state = {k: v.to(device) for k, v in self.state.items()}
         if self.label_sets is not None:
             self._sets_on_device = self.label_sets.to(device)
+        if self.class_subset is not None:  # one tensor per device: checked once (see checks.as_class_subset)
+            self.class_subset = self.class_subset.to(device)
 
     def to(self, *args, **kwargs) -> "ClassificationMetrics":
         """Move the state to a device (``m.to("cuda")``). A dtype argument is accepted and ignored:
@@ -183,7 +179,8 @@ class ClassificationMetrics:
     # ---- update -----------------------------------------------------------------------
     def update(self, logits: torch.Tensor, target: torch.Tensor | None = None,
                sample_index: torch.Tensor | None = None) -> TopKStats:
-        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16/fp64), ``target`` [N] int (optional),
+        """Add a batch: ``logits`` [N, C] (fp32/fp16/bf16; float64 read as float32; arrays and
+        lists converted; N = 0 adds no rows), ``target`` [N] int (optional),
         ``sample_index`` [N] int (row -> sample of ``label_sets`` / dedupe record; checked but
         unused when neither ``label_sets`` nor ``num_samples`` was given).
 
@@ -208,7 +205,7 @@ class ClassificationMetrics:
         self._synced = None
         dev = logits.device
         if target is not None:
-            target = _inputs.as_target(target, n, dev)
+            target = _inputs.as_target(target, logits)  # range: counted on the device, raised by compute()
         idx, valid = self._sample_index(sample_index, n, dev)
 
         batch_sets = sizes = None
@@ -218,7 +215,7 @@ class ClassificationMetrics:
         st = _inputs.run_op(logits, self.cfg.k, target=target, label_sets=batch_sets, class_subset=self.class_subset,
                             with_softmax=self.cfg.with_softmax, backend=self.backend)
         rows = None
-        if want_rows or not self.dedupe:
+        if want_rows:
             rows = classification_rows(self.cfg, st, target, sizes, keep=valid,
                                        bad_index=None if valid is None else ~valid)
             rows.sample_index = idx
@@ -227,8 +224,11 @@ class ClassificationMetrics:
             slot = torch.where(valid, idx, torch.full_like(idx, self.num_samples))  # invalid -> trash row
             rec = self.state["records"]
             rec.index_copy_(0, slot, self.records.encode(st, target, sizes).to(rec.dtype))
-        else:
+        elif rows is not None:
             rows.add_to(self.state)
+        else:
+            classification_rows(self.cfg, st, target, sizes, keep=valid, bad_index=None if valid is None else ~valid,
+                                into=self.state)
         return st, rows
 
     def _sample_index(self, sample_index, n: int, dev):
@@ -236,13 +236,9 @@ class ClassificationMetrics:
         need_index = self.label_sets is not None or self.dedupe
         idx = None
         if sample_index is not None:
-            sample_index = torch.as_tensor(sample_index)
-            if sample_index.dim() != 1 or sample_index.shape[0] != n:
-                raise ValueError(f"sample_index must be [N={n}], got shape {tuple(sample_index.shape)}")
-            if sample_index.dtype.is_floating_point or sample_index.dtype == torch.bool:
-                raise TypeError(f"sample_index must be an integer tensor, got {sample_index.dtype}")
+            sample_index = checks.as_int_vector(sample_index, "sample_index", n, dev)
             # without label_sets / num_samples there is nothing to index: checked, then unused
-            idx = sample_index.to(dev, torch.int64, non_blocking=True) if need_index else None
+            idx = sample_index if need_index else None
         elif need_index:
             if self.dedupe and self.label_sets is None:
                 raise ValueError("sample_index is required when num_samples is given (dedupe by sample)")
@@ -261,10 +257,10 @@ class ClassificationMetrics:
         n = stats.row_stats.shape[0]
         dev = stats.row_stats.device
         if target is not None:
-            target = _inputs.as_target(target, n, dev)
+            target = checks.as_int_vector(target, "target", n, dev)
         idx = valid = sizes = None
         if sample_index is not None and (self.label_sets is not None or self.dedupe):
-            idx = torch.as_tensor(sample_index).to(dev, torch.int64)
+            idx = checks.as_int_vector(sample_index, "sample_index", n, dev)
             valid = (idx >= 0) & (idx < self.num_samples)
             idx = torch.where(valid, idx, torch.zeros_like(idx))
         if self.cfg.has_labels:
@@ -280,10 +276,13 @@ class ClassificationMetrics:
     # ---- reduction --------------------------------------------------------------------
     def _add_records(self, sums: dict[str, torch.Tensor], records: torch.Tensor) -> None:
         """Decode ``records`` (int32 [n, words]) chunk by chunk and add them into ``sums``."""
-        for a in range(0, records.shape[0], self.RECORD_CHUNK):
-            st, target, has_target, sizes, seen = self.records.decode(records[a:a + self.RECORD_CHUNK])
+        for part in records.split(self._chunk()):
+            st, target, has_target, sizes, seen = self.records.decode(part)
             classification_rows(self.cfg, st, target, sizes if self.cfg.has_labels else None,
-                                has_target=has_target, keep=seen).add_to(sums)
+                                has_target=has_target, keep=seen, into=sums)
+
+    def _chunk(self) -> int:
+        return max(256, -(-(self.num_samples + 1) // self.RECORD_STEPS))
 
     def _local_sums(self) -> dict[str, torch.Tensor]:
         if not self.dedupe:
@@ -315,8 +314,8 @@ class ClassificationMetrics:
             return
         sums = empty_state(self._sums_spec, self._device)
         rec = self.state["records"][: self.num_samples]
-        for a in range(0, rec.shape[0], self.RECORD_CHUNK):
-            part = rec[a:a + self.RECORD_CHUNK].clone()
+        for part in rec.split(self._chunk()):
+            part = part.clone()
             d.all_reduce(part, op=d.ReduceOp.MAX)  # duplicates hold identical words: MAX dedupes
             self._add_records(sums, part)
         sums["bad_index"] += summed["bad_index"]
@@ -462,7 +461,7 @@ class VariableTopKAccuracy(_OneNumber):
     _group = "multilabel"
 
     def __init__(self, num_classes: int, label_sets: LabelSets, fractional: bool = False, **kw):
-        self._key = "variable_topk_fractional" if check_bool("fractional", fractional) else "variable_topk_strict"
+        self._key = "variable_topk_fractional" if check_bool(fractional, "fractional") else "variable_topk_strict"
         super().__init__(num_classes, label_sets=label_sets, **kw)
 
 

@@ -26,28 +26,32 @@ def topk_stats(
     with_softmax: bool = True,
     backend: str = "auto",
 ) -> TopKStats:
-    """One fused pass over ``logits`` [N, C] (fp32/fp16/bf16, any strides).
+    """One fused pass over ``logits`` [N, C] (fp32/fp16/bf16, any strides; float64 is read as
+    float32, NumPy arrays and lists are converted; N = 0 gives empty results).
 
     Returns :class:`TopKStats`: the top-k logits/indices, hits against ``label_sets``
     (a :class:`~mlmetrics.LabelSets` of N samples), per-row statistics and the rank of
-    ``target`` [N] (int). ``with_softmax=False`` skips every exp (logsumexp, entropy and
-    sum_p2 come back NaN): top-k, hits and ranks then cost one read of the logits.
-    ``class_subset`` [C'] (int): score only those columns (e.g. the 200 ImageNet-R classes
-    of a 1000-way model) without copying the logits; every class index in and out (top-k
-    indices, target, label sets) is then an index into ``class_subset``.
+    ``target`` [N] (int; a target outside [0, C) gets rank -1). ``with_softmax=False`` skips
+    every exp (logsumexp, entropy and sum_p2 come back NaN): top-k, hits and ranks then cost
+    one read of the logits. ``class_subset`` [C'] (distinct ints in [0, C)): score only those
+    columns (e.g. the 200 ImageNet-R classes of a 1000-way model) without copying the logits;
+    every class index in and out (top-k indices, target, label sets) is then an index into
+    ``class_subset``. Bad input raises a one-line error (:mod:`.checks`).
     """
+    logits = checks.as_logits(logits)
+    num_classes = logits.shape[1]
     if class_subset is not None:
-        checks.check_logits(logits, 1)
-        class_subset = checks.check_class_subset(class_subset, logits)
-    num_classes = logits.shape[1] if class_subset is None else class_subset.numel()
-    checks.check_logits(logits, k, num_classes)
+        class_subset = checks.as_class_subset(class_subset, num_classes, logits.device)
+        num_classes = class_subset.numel()
+    k = checks.check_k(k, num_classes)
+    with_softmax = checks.check_bool(with_softmax, "with_softmax")
     if target is not None:
-        target = checks.check_target(target, logits)
+        target = checks.as_target(target, logits)
     ranges = labels = None
     if label_sets is not None:
         ranges, labels = checks.label_inputs(label_sets, logits, num_classes)
     name = dispatch.resolve_backend(backend, logits, k)
-    out = dispatch.RUNNERS[name](logits, k, target, ranges, labels, class_subset, bool(with_softmax))
+    out = dispatch.RUNNERS[name](logits, k, target, ranges, labels, class_subset, with_softmax)
     return TopKStats(*out)
 
 
@@ -59,7 +63,8 @@ def softmax_topk(logits: torch.Tensor, k: int, *, backend: str = "auto"):
     present, or all -inf) give NaN probabilities; their indices follow the rank order
     (NaN first). See :mod:`mlmetrics.reference`.
     """
-    checks.check_logits(logits, k)
+    logits = checks.as_logits(logits)
+    k = checks.check_k(k, logits.shape[1])
     name = dispatch.resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):
         return torch.ops.mlmetrics.softmax_topk(logits, k)
@@ -74,7 +79,8 @@ def topk_label_hits(logits: torch.Tensor, label_sets, k: int, *, backend: str = 
     Fused with the top-k pass (one read of the logits, no exp, no N x C intermediate).
     ReaL accuracy@k = hits[:, :k].any(1) averaged over samples with a non-empty set.
     """
-    checks.check_logits(logits, k)
+    logits = checks.as_logits(logits)
+    k = checks.check_k(k, logits.shape[1])
     ranges, labels = checks.label_inputs(label_sets, logits, logits.shape[1])
     name = dispatch.resolve_backend(backend, logits, k)
     if name in ("cpu", "cuda"):

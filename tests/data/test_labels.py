@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import mlmetrics
 from mlmetrics import LabelSets
@@ -77,3 +78,20 @@ def test_real_accuracy_equals_timm_real_labels_imagenet():
     for k in (1, 5):
         ours = hits[valid, :k].any(1).double().mean().item() * 100
         assert ours == pytest.approx(timm_real.get_accuracy(k), abs=1e-9)
+
+
+_label = st.integers(0, 9)
+_sample = st.one_of(st.lists(_label, max_size=5), st.lists(_label, max_size=5).map(tuple),
+                    st.sets(_label, max_size=5), st.lists(_label, max_size=5).map(lambda v: np.array(v, np.int64)),
+                    st.lists(_label.map(np.int32), max_size=5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(lists=st.lists(_sample, max_size=8))
+def test_from_lists_is_sorted_unique_and_the_constructor_accepts_it(lists):
+    s = LabelSets.from_lists(lists, 10)
+    want = [sorted({int(v) for v in x}) for x in lists]
+    assert s.tolist() == want and len(s) == len(lists)
+    again = LabelSets(s.offsets, s.labels, 10)  # validated: sorted unique sets pass
+    assert again.tolist() == want
+    assert LabelSets(s.offsets, s.labels.to(torch.int64), 10).tolist() == want

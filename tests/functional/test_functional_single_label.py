@@ -120,6 +120,28 @@ def test_ece_probability_one_bin_follows_torchmetrics():
     assert cal["confidence"] == pytest.approx((2 + 2 * p) / 4, abs=1e-6)
 
 
+def test_ece_large_logits_equal_torchmetrics():
+    """max_prob = exp(-log_normalizer) keeps full precision: a confidence just below 1.0 stays in
+    its bin (it used to round to exactly 1.0 and move to the p == 1 bin)."""
+    from torchmetrics.functional.classification import multiclass_calibration_error as tm_ce
+
+    x, t = torch.tensor([[15.03, 0, 0], [5, 0, 0]]), torch.tensor([1, 0])
+    cal = F.calibration(x, t, 10)
+    assert cal["ece"] == pytest.approx(float(tm_ce(x, t, 3, n_bins=10, norm="l1")), abs=1e-7)
+    assert cal["ece"] == pytest.approx(0.4934, abs=1e-4) and cal["mce"] == pytest.approx(0.4934, abs=1e-4)
+    assert cal["ece_bin_count"].tolist()[-1] == 0
+    differ = 0
+    for seed in range(200):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(200, 10, generator=g) * 5
+        t = torch.randint(0, 10, (200,), generator=g)
+        cal = F.calibration(x, t, 15)
+        ece = float(tm_ce(x, t, 10, n_bins=15, norm="l1"))
+        mce = float(tm_ce(x, t, 10, n_bins=15, norm="max"))
+        differ += abs(cal["ece"] - ece) > 1e-6 or abs(cal["mce"] - mce) > 1e-6
+    assert differ == 0
+
+
 def test_reliability_bins_hand():
     # two rows in one bin: p = 0.5 each (2 classes, equal logits), one right one wrong
     x = torch.zeros(2, 2)
@@ -207,3 +229,20 @@ def test_one_class_and_top_level_export():
     x = torch.randn(3, 1)
     assert F.accuracy(x, torch.zeros(3, dtype=torch.int64)) == 1.0
     assert mlmetrics.ClassificationMetrics is mlmetrics.metrics.ClassificationMetrics
+
+
+def test_functional_metrics_do_not_build_a_stateful_metric(monkeypatch):
+    """The functional layer is the base: it composes the groups' update/reduce itself."""
+    from mlmetrics import LabelSets
+
+    def refuse(*a, **k):
+        raise AssertionError("a functional metric built a ClassificationMetrics")
+
+    monkeypatch.setattr(mlmetrics.metrics.ClassificationMetrics, "__init__", refuse)
+    x, t = _data(n=30, c=6, seed=11)
+    ls = LabelSets.from_lists([[int(t[i])] for i in range(30)], 6)
+    for fn in (lambda: F.topk_accuracy(x, t, (1, 2)), lambda: F.macro_accuracy(x, t), lambda: F.nll(x, t),
+               lambda: F.brier_score(x, t), lambda: F.calibration(x, t), lambda: F.ood_scores(x),
+               lambda: F.real_accuracy(x, ls, 1), lambda: F.asma(x, ls), lambda: F.variable_topk_accuracy(x, ls),
+               lambda: F.classification_metrics(x, t, ls)):
+        fn()
