@@ -19,7 +19,7 @@ from typing import Sequence
 #: subcommand -> module (``add_parser(subparsers)``, ``run(args) -> int``)
 COMMANDS = {"eval": "mlmetrics.cli.eval", "rescore": "mlmetrics.cli.rescore", "compare": "mlmetrics.stats.cli"}
 #: exceptions that are user errors: one ``mlmetrics <cmd>: error: ...`` line, exit 1
-USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError, ImportError)
 
 
 def _modules() -> dict:

@@ -4,28 +4,26 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(flag: str):
+def int_at_least(flag: str, low: int):
+    """An argparse type: an integer >= ``low``; the error names ``flag``."""
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag}: expected a positive integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{flag}: expected a positive integer, got {v}")
+            v = None
+        if v is None or v < low:
+            what = "a positive integer" if low == 1 else f"an integer >= {low}"
+            raise argparse.ArgumentTypeError(f"{flag}: expected {what}, got {s!r}")
         return v
     return parse
+
+
+def positive_int(flag: str):
+    return int_at_least(flag, 1)
 
 
 def non_negative_int(flag: str):
-    def parse(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            v = -1
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= 0, got {s!r}")
-        return v
-    return parse
+    return int_at_least(flag, 0)
 
 
 def fraction(flag: str):
@@ -73,7 +71,8 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
                    help="add per-image top-5 (index, name, prob) and label sets to the report")
     g.add_argument("--plots", metavar="DIR", help="write PNG plots (per model; with several models also the "
                    "study plots: top-1 vs ReaL, top-1 vs ASMA, accuracy by label count)")
-    g.add_argument("--topk", type=topk, default=(1, 5), help="comma-separated k values (default 1,5)")
+    g.add_argument("--topk", type=topk, default=None,
+                   help="comma-separated k values (default 1,5, capped at the number of classes)")
     g.add_argument("--ece-bins", type=positive_int("--ece-bins"), default=15)
     g.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (still writes files)")
     g.add_argument("--max-print", type=non_negative_int("--max-print"), default=50,

@@ -82,6 +82,8 @@ def _specs(args):
     if args.demo or args.demo_models:
         if args.model or args.models:
             raise ValueError("--demo / --demo-models choose their models; drop --model / --models")
+        if args.checkpoint and args.demo_models:
+            raise ValueError("--checkpoint goes with one model; --demo-models runs three")
         names = ["efficientnet_lite0"] if args.demo else list(DEMO_MODELS)
         specs = [ModelSpec(n, None if args.pretrained else (args.checkpoint or demo_checkpoint(n))) for n in names]
         paths = demo_data()

@@ -17,10 +17,13 @@ def emit(reports: Sequence[dict], args, records: Sequence, namers: Sequence[Call
     """Write ``--out`` / ``--csv`` / ``--leaderboard`` / ``--plots`` and print the result."""
     single = len(reports) == 1
     board = leaderboard_rows(reports)
+    several_sources = len({rep["dataset"].get("labels") for rep in reports}) > 1
     written: dict[str, str] = {}
     if args.plots:
         for rep, rec, tg in zip(reports, records, targets):
-            name = f"{rep['model'].get('model')}-{rep['dataset'].get('labels')}"
+            name = str(rep["model"].get("model"))
+            if several_sources:
+                name += "-" + Path(str(rep["dataset"].get("labels")).split(":", 1)[-1]).stem
             files = write_plots(rec, rep, args.plots if single else _plot_dir(args.plots, name),
                                 targets=tg, bins=args.ece_bins)
             rep.setdefault("outputs", {})["plots"] = files

@@ -22,6 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--class-subset", default="saved",
                    help="saved (default: as stored), none, imagenet_a, imagenet_r, or a file of class indices")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--subgroups", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-subgroup tables in the reports (default: with one report, or with --out / --plots)")
     add_output_args(s)
     return s
 
@@ -35,7 +37,8 @@ def run(args) -> int:
         raise ValueError("give a logits store folder or file (eval --save-logits DIR writes one)")
     out = rescore(sources, labels=args.labels or ["auto"], targets_file=args.targets,
                       class_subset=args.class_subset, topk=args.topk, ece_bins=args.ece_bins, device=args.device,
-                      per_image=args.per_image, metrics_kwargs=intervals_kwargs(args))
+                      per_image=args.per_image, subgroups=args.subgroups if args.subgroups is not None else (True if args.out or args.plots else None),
+                      metrics_kwargs=intervals_kwargs(args))
     reports = [rep for rep, _, _ in out]
     emit(reports, args, [rec for _, rec, _ in out], [namer for _, _, namer in out],
          [True if rep["dataset"].get("has_targets") else None for rep in reports])

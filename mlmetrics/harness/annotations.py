@@ -125,4 +125,6 @@ def read_real(path: str | os.PathLike) -> list[list[int]]:
     obj = read_json(path)
     if not isinstance(obj, list) or not all(isinstance(v, list) for v in obj):
         raise ValueError(f"{path}: a ReaL label file is a JSON list of lists of class ids")
+    if all(type(c) is int and c >= 0 for v in obj for c in v):  # the common case, checked fast
+        return obj
     return [class_ids(v, path, f"entry {i}") for i, v in enumerate(obj)]

@@ -104,9 +104,70 @@ def _gathered(scorer: Scorer, skipped: list[tuple[int, str]]) -> tuple[Records, 
     return rec, logits, sorted(dict(e for p in parts for e in p[2]).items())
 
 
+def _warmup(nets, device, batch_size: int, input_size, amp, channels_last: bool) -> float:
+    """On CUDA, one forward pass per model on a dummy batch (cudnn autotuning, torch.compile)."""
+    t = time.perf_counter()
+    if input_size is not None and device.type == "cuda":
+        with torch.inference_mode(), _autocast(device, amp):
+            x = torch.zeros((batch_size, *input_size), device=device)
+            for net in nets:
+                net(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t
+
+
+def _progress(loader, enabled: bool):
+    if not enabled or dist.world()[0] != 0:
+        return None
+    from .deps import require
+
+    return require("tqdm.auto").tqdm(total=len(loader.sampler), unit="img", desc="eval", dynamic_ncols=True,
+                                     leave=True)
+
+
+def _stream(loader, nets, scorers, *, device, amp, channels_last: bool, mean_std, bar) -> tuple[list, dict, list]:
+    """The loop: each batch decoded once, moved once, fed to every model and its scorer.
+    Returns (skipped (index, error), loop timings, seconds per model)."""
+    skipped: list[tuple[int, str]] = []
+    t_start = time.perf_counter()
+    data_wait, first_batch_s = 0.0, None
+    model_s = [0.0] * len(nets)
+    t_fetch = time.perf_counter()
+    with torch.inference_mode():
+        for batch in loader:
+            data_wait += time.perf_counter() - t_fetch
+            skipped.extend(batch["failed"])
+            n = len(batch["failed"])
+            if batch["images"] is not None:
+                x = batch["images"].to(device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if mean_std is not None:
+                    x = x.float().sub_(mean_std[0]).div_(mean_std[1])
+                for j, (net, scorer) in enumerate(zip(nets, scorers)):
+                    t_m = time.perf_counter()
+                    with _autocast(device, amp):
+                        logits = net(x)
+                    scorer.update(logits, batch["index"])
+                    model_s[j] += time.perf_counter() - t_m
+                n += x.shape[0]
+            if first_batch_s is None:
+                first_batch_s = time.perf_counter() - t_start
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix_str(f"skipped {len(skipped)}", refresh=False)
+            t_fetch = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    if bar is not None:
+        bar.close()
+    loop = {"loop_s": time.perf_counter() - t_start, "data_wait_s": data_wait, "first_batch_s": first_batch_s or 0.0}
+    return skipped, loop, model_s
+
+
 def evaluate_models(models: Sequence[ModelSlot], dataset: EvalDataset, *,
                     device: str | torch.device | None = None, batch_size: int = 128, workers: int | None = None,
-                    amp: str | None = None, channels_last: bool = False, topk: Sequence[int] = (1, 5),
+                    amp: str | None = None, channels_last: bool = False, topk: Sequence[int] | None = None,
                     ece_bins: int = 15, keep_logits: bool = False, progress: bool = True, compile: bool = False,
                     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
                     warmup_input_size: Sequence[int] | None = None,
@@ -123,10 +184,10 @@ def evaluate_models(models: Sequence[ModelSlot], dataset: EvalDataset, *,
     if device.type == "cuda":  # as timm's validate.py
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
-    mean_t = std_t = None
+    mean_std = None
     if normalize is not None:
-        mean_t = torch.tensor([255.0 * v for v in normalize[0]], device=device).view(1, -1, 1, 1)
-        std_t = torch.tensor([255.0 * v for v in normalize[1]], device=device).view(1, -1, 1, 1)
+        mean_std = tuple(torch.tensor([255.0 * v for v in vals], device=device).view(1, -1, 1, 1)
+                         for vals in normalize)
     nets = [_prepare(m.net, device, channels_last, compile) for m in models]
     groups = sample_groups(len(dataset), targets=dataset.targets, label_sets=dataset.label_sets,
                            groups=dataset.groups)
@@ -134,73 +195,27 @@ def evaluate_models(models: Sequence[ModelSlot], dataset: EvalDataset, *,
                       ece_bins=ece_bins, device=device, keep_logits=keep_logits, num_samples=len(dataset),
                       class_subset=m.class_subset, groups=groups, metrics_kwargs=metrics_kwargs) for m in models]
     loader = _loader(dataset, batch_size, workers, device)
-    t_warm = time.perf_counter()
-    if warmup_input_size is not None and device.type == "cuda":
-        with torch.inference_mode(), _autocast(device, amp):
-            x = torch.zeros((batch_size, *warmup_input_size), device=device)
-            for net in nets:
-                net(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
-        torch.cuda.synchronize(device)
-    t_warm = time.perf_counter() - t_warm
-    skipped: list[tuple[int, str]] = []  # (dataset index, error)
-    bar = None
-    if progress and dist.world()[0] == 0:
-        from .deps import require
-
-        bar = require("tqdm.auto").tqdm(total=len(loader.sampler) if loader.sampler is not None else len(dataset),
-                                        unit="img", desc="eval", dynamic_ncols=True, leave=True)
-    t_start = time.perf_counter()
-    data_wait, first_batch_s = 0.0, None
-    model_s = [0.0] * len(nets)
-    t_fetch = time.perf_counter()
-    with torch.inference_mode():
-        for batch in loader:
-            data_wait += time.perf_counter() - t_fetch
-            skipped.extend(batch["failed"])
-            n = len(batch["failed"])
-            if batch["images"] is not None:
-                x = batch["images"].to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                if mean_t is not None:
-                    x = x.float().sub_(mean_t).div_(std_t)
-                for j, (net, scorer) in enumerate(zip(nets, scorers)):
-                    t_m = time.perf_counter()
-                    with _autocast(device, amp):
-                        logits = net(x)
-                    scorer.update(logits, batch["index"])
-                    model_s[j] += time.perf_counter() - t_m
-                n += x.shape[0]
-            if first_batch_s is None:
-                first_batch_s = time.perf_counter() - t_start
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix_str(f"skipped {len(skipped)}", refresh=False)
-            t_fetch = time.perf_counter()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    t_loop = time.perf_counter() - t_start
-    if bar is not None:
-        bar.close()
+    t_warm = _warmup(nets, device, batch_size, warmup_input_size, amp, channels_last)
+    skipped, loop, model_s = _stream(loader, nets, scorers, device=device, amp=amp, channels_last=channels_last,
+                                     mean_std=mean_std, bar=_progress(loader, progress))
+    config = {"device": str(device), "batch_size": batch_size, "workers": workers, "amp": amp or "none",
+              "channels_last": bool(channels_last), "compile": bool(compile),
+              "normalize_on_device": normalize is not None, "ece_bins": ece_bins, "world_size": dist.world()[1],
+              "models_sharing_decode": len(models)}
     results = []
     for m, scorer, t_model in zip(models, scorers, model_s):
         t0 = time.perf_counter()
         metrics = scorer.compute()
         subgroups = scorer.subgroup_rows() if metrics.get("num_samples") else []
         records, logits, skip_idx = _gathered(scorer, skipped)
-        t_compute = time.perf_counter() - t0
         num_scored = int(records.index.numel())
-        timings = {"warmup_s": t_warm, "loop_s": t_loop, "data_wait_s": data_wait,
-                   "first_batch_s": first_batch_s or 0.0, "model_s": t_model, "compute_s": t_compute,
-                   "images_per_s": num_scored / t_loop if t_loop > 0 else 0.0}
-        config = {"device": str(device), "batch_size": batch_size,
-                  "class_subset": None if m.class_subset is None else len(m.class_subset), "workers": workers,
-                  "amp": amp or "none", "channels_last": bool(channels_last), "compile": bool(compile),
-                  "normalize_on_device": normalize is not None, "topk": list(scorer.topk), "ece_bins": ece_bins,
-                  "world_size": dist.world()[1], "models_sharing_decode": len(models)}
+        timings = {"warmup_s": t_warm, **loop, "model_s": t_model, "compute_s": time.perf_counter() - t0,
+                   "images_per_s": num_scored / loop["loop_s"] if loop["loop_s"] > 0 else 0.0}
+        cfg = {**config, "class_subset": None if m.class_subset is None else len(m.class_subset),
+               "topk": list(scorer.topk)}
         results.append(EvalResult(metrics=metrics, records=records, timings=timings, num_images=len(dataset),
                                   skipped=[(dataset.files[i], err) for i, err in skip_idx],
-                                  num_scored=num_scored, logits=logits, config=config, subgroups=subgroups))
+                                  num_scored=num_scored, logits=logits, config=cfg, subgroups=subgroups))
     return results
 
 

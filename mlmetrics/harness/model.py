@@ -54,12 +54,9 @@ def read_checkpoint(path: str | os.PathLike, *, use_ema: bool = True) -> dict[st
 def _torch_load(path: Path) -> Any:
     """``torch.load`` with weights only, then (for trusted timm training checkpoints that
     pickle argparse args) with full unpickling; a file that is no checkpoint is a CheckpointError."""
-    import pickle
-
-    not_ckpt = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except not_ckpt as e:
+    except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, KeyError, ... on a non-checkpoint
         if not _is_torch_archive(path):
             raise CheckpointError(f"--checkpoint {path}: not a torch checkpoint "
                                   f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None

@@ -30,14 +30,15 @@ def _subset(spec: str | None, src: LogitsSource) -> tuple[torch.Tensor | None, s
 
 
 def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: torch.Tensor | None,
-                 topk: Sequence[int], ece_bins: int, device: torch.device, chunk: int = CHUNK,
-                 metrics_kwargs: dict | None = None) -> list[tuple[Scorer, float]]:
+                 topk: Sequence[int] | None, ece_bins: int, device: torch.device, chunk: int = CHUNK,
+                 subgroups: bool = True, metrics_kwargs: dict | None = None) -> list[tuple[Scorer, float]]:
     """One pass over ``src.logits``: each chunk goes to one :class:`Scorer` per label source.
     Returns (scorer, seconds) per label source (time split evenly over the pass)."""
     n, width = src.num_samples, int(src.logits.shape[1])
     scorers = [Scorer(width, targets=lab.targets, label_sets=lab.label_sets, topk=topk, ece_bins=ece_bins,
                       device=device, num_samples=n, class_subset=subset, metrics_kwargs=metrics_kwargs,
-                      groups=sample_groups(n, targets=lab.targets, label_sets=lab.label_sets, groups=lab.groups))
+                      groups=sample_groups(n, targets=lab.targets, label_sets=lab.label_sets, groups=lab.groups)
+                      if subgroups else ())
                for lab in label_list]
     rows = src.rows if src.rows is not None else None
     m = int(src.logits.shape[0])
@@ -52,51 +53,65 @@ def score_source(src: LogitsSource, label_list: Sequence[Labels], *, subset: tor
     return [(sc, dt) for sc in scorers]
 
 
+def _report(src: LogitsSource, lab: Labels, sc: Scorer, records: Records, *, subset_name, namer, device, ece_bins: int,
+            seconds: float, total: float, per_image: bool) -> dict:
+    """The report of one (model, label source) pair."""
+    from ..report import build_report
+
+    metrics = sc.compute()
+    if metrics.get("num_samples", 0) and metrics.get("nonfinite_rows", 0) == metrics["num_samples"]:
+        raise StoreError(f"{src.path}: every row holds NaN or +inf (no softmax is defined); nothing to score")
+    ks = list(sc.topk)
+    model = {"model": src.name, **{k: v for k, v in src.info.items() if k != "model"}}
+    if subset_name:
+        model["class_subset"] = subset_name
+    dataset = {"root": src.data, "layout": "saved logits", "num_images": src.num_samples, "labels": lab.name,
+               "has_targets": lab.targets is not None, "logits": src.path,
+               "dtype": str(src.logits.dtype).replace("torch.", "")}
+    rows = int(src.logits.shape[0])
+    return build_report(metrics=metrics, subgroups=sc.subgroup_rows(), records=records,
+                        files=src.images or [f"row{i}" for i in range(src.num_samples)], targets=lab.targets,
+                        label_sets=lab.label_sets, namer=namer, model=model, dataset=dataset,
+                        config={"device": str(device), "topk": ks, "ece_bins": ece_bins},
+                        timings={"score_s": seconds, "total_s": total,
+                                 "rows_per_s": rows / seconds if seconds > 0 else 0.0},
+                        num_images=src.num_samples, per_image=per_image, topk=ks)
+
+
 def rescore(sources: Sequence[str], *, labels: Sequence[str] = ("auto",), targets_file: str | None = None,
-            class_subset: str | None = "saved", topk: Sequence[int] = (1, 5), ece_bins: int = 15,
-            device: str | None = "cpu", per_image: bool = False, chunk: int = CHUNK,
+            class_subset: str | None = "saved", topk: Sequence[int] | None = None, ece_bins: int = 15,
+            device: str | None = "cpu", per_image: bool = False, chunk: int = CHUNK, subgroups: bool | None = None,
             metrics_kwargs: dict | None = None) -> list[tuple[dict, Records, Callable]]:
     """Score every model in ``sources`` (store folders or logits files) against every label
-    source in ``labels`` (see :func:`resolve_labels`). Returns ``(report, records, namer)`` per
+    source in ``labels`` (see :func:`resolve_labels`), reading each model's logits once.
+    ``subgroups``: also the per-subgroup tables (their metrics cost more than the overall
+    ones); None: only when there is one report. Returns ``(report, records, namer)`` per
     (model, label source)."""
-    from ..report import build_report, class_namer
+    from ..report import class_namer
 
     dev = resolve_device(device)
-    reports = []
+    opened = [src for spec in sources for src in open_source(spec)]  # memory-mapped: cheap
+    if subgroups is None:
+        subgroups = len(opened) * len(labels) == 1
     cache: dict = {}
-    for spec in sources:
-        for src in open_source(spec):
-            t0 = time.perf_counter()
-            subset, subset_name = _subset(class_subset, src)
-            width = int(src.logits.shape[1])
-            c = width if subset is None else subset.numel()
-            label_list = []
-            for lab in labels:
-                key = (lab, id(src.images), src.num_samples, c, targets_file)
-                if key not in cache:
-                    cache[key] = resolve_labels(lab, src, c, targets_file)
-                label_list.append(cache[key])
-            ks = [k for k in topk if k <= c]
-            namer = class_namer(width, class_subset=subset)
-            for lab, (sc, t_score) in zip(label_list, score_source(src, label_list, subset=subset, topk=ks,
-                                                                  ece_bins=ece_bins, device=dev, chunk=chunk,
-                                                                  metrics_kwargs=metrics_kwargs)):
-                metrics = sc.compute()
-                if metrics.get("num_samples", 0) and metrics.get("nonfinite_rows", 0) == metrics["num_samples"]:
-                    raise StoreError(f"{src.path}: every row holds NaN or +inf (no softmax is defined); nothing to score")
-                records = sc.records()
-                n = int(src.logits.shape[0])
-                model = {"model": src.name, **{k: v for k, v in src.info.items() if k != "model"}}
-                if subset_name:
-                    model["class_subset"] = subset_name
-                reports.append((build_report(
-                    metrics=metrics, subgroups=sc.subgroup_rows(), records=records,
-                    files=src.images or [f"row{i}" for i in range(src.num_samples)],
-                    targets=lab.targets, label_sets=lab.label_sets, namer=namer, model=model,
-                    dataset={"root": src.data, "layout": "saved logits", "num_images": src.num_samples,
-                             "labels": lab.name, "has_targets": lab.targets is not None, "logits": src.path, "dtype": str(src.logits.dtype).replace("torch.", "")},
-                    config={"device": str(dev), "topk": ks, "ece_bins": ece_bins},
-                    timings={"score_s": t_score, "total_s": time.perf_counter() - t0,
-                             "rows_per_s": n / t_score if t_score > 0 else 0.0},
-                    num_images=src.num_samples, per_image=per_image, topk=ks), records, namer))
-    return reports
+    out = []
+    for src in opened:
+        t0 = time.perf_counter()
+        subset, subset_name = _subset(class_subset, src)
+        width = int(src.logits.shape[1])
+        c = width if subset is None else subset.numel()
+        label_list = []
+        for lab in labels:
+            key = (lab, id(src.images), src.num_samples, c, targets_file)
+            if key not in cache:
+                cache[key] = resolve_labels(lab, src, c, targets_file)
+            label_list.append(cache[key])
+        namer = class_namer(width, class_subset=subset)
+        scored = score_source(src, label_list, subset=subset, topk=topk, ece_bins=ece_bins, device=dev,
+                              chunk=chunk, subgroups=subgroups, metrics_kwargs=metrics_kwargs)
+        for lab, (sc, seconds) in zip(label_list, scored):
+            records = sc.records()
+            rep = _report(src, lab, sc, records, subset_name=subset_name, namer=namer, device=dev, ece_bins=ece_bins,
+                          seconds=seconds, total=time.perf_counter() - t0, per_image=per_image)
+            out.append((rep, records, namer))
+    return out

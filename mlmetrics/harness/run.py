@@ -107,7 +107,7 @@ def run_eval_many(specs: Sequence[ModelSpec], *, data: str | None, labels: str |
                   pretrained: bool = False, allow_download: bool = False, num_classes: int | None = None,
                   layout: str = "auto", targets_file: str | None = None, batch_size: int = 128,
                   workers: int | None = None, device: str | None = None, amp: str | None = None,
-                  channels_last: bool = False, limit: int | None = None, topk: Sequence[int] = (1, 5),
+                  channels_last: bool = False, limit: int | None = None, topk: Sequence[int] | None = None,
                   ece_bins: int = 15, img_size: int | None = None, crop_pct: float | None = None,
                   interpolation: str | None = None, save_logits: str | None = None, logits_dtype: str = "fp16",
                   per_image: bool = False, progress: bool = True, use_ema: bool = True,

@@ -12,6 +12,7 @@ from ..ops import topk_stats
 
 #: metric groups computed per subgroup (the report's subgroup table)
 SUBGROUP_METRICS = ("accuracy", "multilabel")
+DEFAULT_TOPK = (1, 5)
 _COUNT_GROUPS = ((0, 0, "0 labels (not scored multi-label)"), (1, 1, "1 label"), (2, 2, "2 labels"),
                  (3, 3, "3 labels"), (4, 1 << 30, "4+ labels"))
 
@@ -45,6 +46,17 @@ class Records:
         return Records(*[c[sel] if c.shape[0] == idx.shape[0] else c for c in cols])
 
 
+def check_topk(topk: Sequence[int] | None, scored: int) -> tuple[int, ...]:
+    """The k values scored: ``None`` -> :data:`DEFAULT_TOPK` capped at ``scored``; explicit ks must fit."""
+    if topk is None:
+        return tuple(k for k in DEFAULT_TOPK if k <= scored)
+    ks = tuple(int(k) for k in topk)
+    bad = [k for k in ks if not 1 <= k <= scored]
+    if bad:
+        raise ValueError(f"--topk {bad[0]}: outside [1, {scored}] (the number of scored classes)")
+    return ks
+
+
 def sample_groups(num_samples: int, *, targets: torch.Tensor | None, label_sets: LabelSets | None,
                   groups: Sequence[str] | None = None) -> list[tuple[str, torch.Tensor]]:
     """The report's subgroups as (name, bool mask [N]): by number of labels in the sample's
@@ -74,11 +86,13 @@ class Scorer:
 
     ``targets`` / ``label_sets``: for the whole dataset (indexed by ``update``'s ``index``).
     ``groups``: (name, bool mask [N]) subgroups (see :func:`sample_groups`).
+    ``topk``: None is :data:`DEFAULT_TOPK` capped at the scored classes; an explicit k larger
+    than the scored classes is a ValueError.
     With ``keep_logits`` the logits are also gathered on the CPU (for ``--save-logits``).
     """
 
     def __init__(self, num_classes: int, *, targets: torch.Tensor | None = None,
-                 label_sets: LabelSets | None = None, topk: Sequence[int] = (1, 5), ece_bins: int = 15,
+                 label_sets: LabelSets | None = None, topk: Sequence[int] | None = None, ece_bins: int = 15,
                  device: torch.device | str = "cpu", keep_k: int = 5, keep_logits: bool = False,
                  num_samples: int | None = None, class_subset: torch.Tensor | None = None,
                  groups: Sequence[tuple[str, torch.Tensor]] = (), metrics_kwargs: dict | None = None):
@@ -88,7 +102,7 @@ class Scorer:
         self.num_classes = int(num_classes)  # logits width
         self.class_subset = None if class_subset is None else torch.as_tensor(class_subset, dtype=torch.int64)
         scored = self.num_classes if self.class_subset is None else self.class_subset.numel()
-        self.topk = tuple(int(k) for k in topk if int(k) <= scored)
+        self.topk = check_topk(topk, scored)
         self.keep_k = min(int(keep_k), scored)
         self._subset_dev = None if self.class_subset is None else self.class_subset.to(self.device)
         self.targets = None if targets is None else targets.to(self.device)
@@ -111,8 +125,12 @@ class Scorer:
             from ..stats import Bootstrap
 
             self.metrics = Bootstrap(self.metrics, replicates=int(bootstrap))
-        sub_kw = {"include": SUBGROUP_METRICS, "nonfinite": "ignore"}
-        if not self._pass_index and num_samples is not None:
+        from .distributed import world
+
+        # subgroup rows are ratios of counts (exact in any summation order): per-sample dedupe
+        # is only needed where a sample can arrive twice (a sharded run's padding)
+        sub_kw = {"include": SUBGROUP_METRICS, "nonfinite": "ignore", "dedupe": world()[1] > 1}
+        if not self._pass_index and num_samples is not None and world()[1] > 1:
             sub_kw["num_samples"] = int(num_samples)
         self.groups = [(name, mask.to(self.device), make(**sub_kw)) for name, mask in groups]
         if bootstrap:
@@ -123,6 +141,7 @@ class Scorer:
         self._rec: list[tuple] = []
         self.num_scored = 0
         self.reused_metric_read = False
+        self._computed: dict | None = None
 
     def update(self, logits: torch.Tensor, index: torch.Tensor) -> None:
         """``logits`` [B, C] (any float dtype) of the dataset samples ``index`` int64 [B]."""
@@ -137,7 +156,8 @@ class Scorer:
             sel = mask[index]
             if bool(sel.any()):
                 self._group_rows[j] += int(sel.sum())
-                m.update(logits[sel], target=None if target is None else target[sel], sample_index=index[sel])
+                m.update(logits[sel], target=None if target is None else target[sel],
+                         sample_index=index[sel] if m.label_sets is not None or m.dedupe else None)
         cfg = getattr(self.metrics, "cfg", None)
         reuse = (st is not None and getattr(cfg, "with_softmax", False) and st.topk_indices.shape[1] >= self.keep_k
                  and (self._ls_dev is None or st.hits.shape[1] >= self.keep_k))
@@ -151,14 +171,18 @@ class Scorer:
         if self.keep_logits:
             self._logits.append(logits.detach().cpu())
         self.num_scored += logits.shape[0]
+        self._computed = None
 
     def compute(self) -> dict[str, Any]:
         """The metrics (a collective under torch.distributed: every rank calls it)."""
         from .distributed import gather
 
-        if sum(gather(self.num_scored)) == 0:  # every file was undecodable: nothing to score
-            return {"num_samples": 0}
-        return self.metrics.compute()
+        if self._computed is None:
+            if sum(gather(self.num_scored)) == 0:  # every file was undecodable: nothing to score
+                self._computed = {"num_samples": 0}
+            else:
+                self._computed = self.metrics.compute()
+        return self._computed
 
     def subgroup_rows(self) -> list[dict]:
         """The report's subgroup table, one row per group with scored samples ("all" first),
@@ -189,7 +213,7 @@ class Scorer:
         return torch.cat(self._logits) if self._logits else torch.zeros(0, self.num_classes)
 
 
-def score_logits(logits, *, targets=None, label_sets=None, topk=(1, 5), ece_bins=15, chunk=4096, device="cpu",
+def score_logits(logits, *, targets=None, label_sets=None, topk=None, ece_bins=15, chunk=4096, device="cpu",
                  class_subset=None, metrics_kwargs=None):
     """Score logits [M, C] in memory (row i is sample i of ``targets`` / ``label_sets``).
     Returns ``(metrics, records)``."""

@@ -30,7 +30,7 @@ def _scatter(plt, points: list[tuple[str, float, float]], ylabel: str, path: Pat
     fig, ax = plt.subplots(figsize=(6, 6))
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     lo = max(0.0, min(xs + ys) - 0.05)
-    hi = min(1.0, max(xs + ys) + 0.05)
+    hi = min(1.0, max(xs + ys) + 0.08)  # room for the labels
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
     ax.scatter(xs, ys, s=30, zorder=3)
     for name, x, y in points:

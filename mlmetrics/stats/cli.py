@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..cli.args import topk
+from ..cli.args import int_at_least, topk
 from .bootstrap import DEFAULT_REPLICATES
 from .intervals import METHODS
 
@@ -28,16 +28,6 @@ def _level(s: str) -> float:
     return v
 
 
-def _replicates(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"an int >= 2, got {s!r}")
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"an int >= 2, got {s!r}")
-    return v
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "compare", help="paired comparison of models on the same samples (intervals, McNemar, verdicts)",
@@ -49,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="report .json, logits file or logits store folder")
     p.add_argument("--names", help="comma-separated model names (default: from the inputs)")
     p.add_argument("--metrics", help="comma-separated metrics to compare (default: every shared metric)")
-    p.add_argument("--replicates", type=_replicates, default=DEFAULT_REPLICATES,
+    p.add_argument("--replicates", type=int_at_least("--replicates", 2), default=DEFAULT_REPLICATES,
                    help=f"bootstrap replicates (default {DEFAULT_REPLICATES})")
     p.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--method", choices=METHODS, default="percentile", help="interval method (default percentile)")

