@@ -60,10 +60,12 @@ class Bootstrap:
         self.boot = PoissonBootstrap(shapes, replicates, seed, device=metrics._device)
         self._next = 0
 
-    @property
-    def cfg(self):
-        """The wrapped metric's configuration."""
-        return self.metrics.cfg
+    def __getattr__(self, name: str):
+        """Anything else (``cfg``, ``label_sets``, ``dedupe``, ``num_samples`` ...) is the wrapped
+        metric's, so a ``Bootstrap`` stands in where a ``ClassificationMetrics`` is expected."""
+        if name == "metrics":
+            raise AttributeError(name)
+        return getattr(self.metrics, name)
 
     @property
     def replicates(self) -> int:

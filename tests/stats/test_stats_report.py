@@ -49,3 +49,24 @@ def test_demo_prints_intervals():
     assert "95% percentile bootstrap interval, 1000 replicates" in out.stdout
     line = next(l for l in out.stdout.splitlines() if l.strip().startswith("top1 "))
     assert line.count("[") == 1 and line.rstrip().endswith("]")
+
+
+def test_scorer_with_intervals_on_groups():
+    import torch
+
+    from mlmetrics.harness.scorer import Scorer
+
+    g = torch.Generator().manual_seed(0)
+    n, c = 200, 8
+    t = torch.randint(0, c, (n,), generator=g)
+    x = torch.randn(n, c, generator=g) + 2 * torch.nn.functional.one_hot(t, c)
+    mask = torch.arange(n) % 2 == 0
+    sc = Scorer(c, targets=t, topk=(1, 5), num_samples=n, groups=[("even", mask)],
+                metrics_kwargs={"bootstrap": 100})
+    for s in range(0, n, 64):
+        sc.update(x[s:s + 64], torch.arange(s, min(s + 64, n)))
+    m = sc.compute()
+    assert m["intervals"]["top1"]["low"] <= m["top1"] <= m["intervals"]["top1"]["high"]
+    rows = sc.subgroup_rows()
+    even = next(r for r in rows if r["group"] == "even")
+    assert even["intervals"]["top1"][0] <= even["top1"] <= even["intervals"]["top1"][1]
