@@ -28,6 +28,7 @@ UPDATE_SHAPES = [Shape(256, 1000, 5, "float32"), Shape(1024, 1000, 5, "float32")
 def _batches(shape, device):
     x = bu.logits(Shape(shape.n * BATCHES, shape.c, shape.k, shape.dtype), device)
     t = bu.targets(shape.n * BATCHES, shape.c, device)
+    t[::2] = x[::2].argmax(1)  # an accuracy near 0.5, where the bootstrap spread is easy to check
     return [(x[i * shape.n:(i + 1) * shape.n], t[i * shape.n:(i + 1) * shape.n]) for i in range(BATCHES)]
 
 
@@ -120,6 +121,25 @@ def main() -> None:
         r = _interleaved({"update": lambda: m.update(x, t), "update+bootstrap": lambda: bs.update(x, t)})
         print(f"{n}x1000 update {1e3 * r['update']:.3f} ms, with {REPLICATES} replicates "
               f"{1e3 * r['update+bootstrap']:.3f} ms: +{100 * (r['update+bootstrap'] / r['update'] - 1):.0f}%")
+    import time
+
+    n = 50000  # dedupe (num_samples known): the metric keeps per-sample records, the replicates come at compute()
+    x, t, idx = bu.logits(Shape(256, 1000, 5, "float32"), "cpu"), bu.targets(256, 1000, "cpu"), torch.arange(256)
+    m = ClassificationMetrics(1000, topk=(1, 5), num_samples=n)
+    bs = Bootstrap(ClassificationMetrics(1000, topk=(1, 5), num_samples=n), REPLICATES)
+    m.update(x, t, idx), bs.update(x, t, idx)
+    r = _interleaved({"update": lambda: m.update(x, t, idx), "update+bootstrap": lambda: bs.update(x, t, idx)})
+    print(f"dedupe (num_samples={n}) 256x1000 update {1e3 * r['update']:.3f} ms, with {REPLICATES} replicates "
+          f"{1e3 * r['update+bootstrap']:.3f} ms: +{100 * (r['update+bootstrap'] / r['update'] - 1):.0f}%")
+    for s in range(0, n, 256):
+        j = torch.arange(s, min(s + 256, n))
+        bs.update(x[:len(j)], t[:len(j)], j)
+    t0 = time.perf_counter()
+    bs.metrics.compute()
+    t1 = time.perf_counter()
+    bs.compute()
+    t2 = time.perf_counter()
+    print(f"dedupe compute() over {n} samples: {t1 - t0:.2f} s, with {REPLICATES}-replicate intervals {t2 - t1:.2f} s")
     shape = ACC_SHAPES[0]
     batches = _batches(shape, "cpu")
     from torchmetrics.classification import MulticlassAccuracy

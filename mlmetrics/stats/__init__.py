@@ -6,10 +6,11 @@
 * :func:`compare` — paired differences of two or more models scored on the same samples (same
   bootstrap weights), McNemar's exact test for per-sample hit metrics, a verdict table; its inputs
   (:class:`Scores`) come from :func:`scores.from_bootstrap`, saved logits or saved reports
-  (:func:`scores.load`).
+  (:func:`scores.load`); ``mlmetrics compare`` is :mod:`.cli`.
 * :func:`standardize` — dataset B's accuracy reweighted to dataset A's subgroup mix, and the drop
   split into the part the mix explains and the rest.
 """
+from . import scores
 from .bootstrap import DEFAULT_REPLICATES, PoissonBootstrap
 from .compare import Comparison, Scores, compare
 from .intervals import interval
