@@ -31,17 +31,24 @@ def make_images(d: Path, n: int, seed: int = 0) -> None:
         Image.fromarray(img).save(d / f"ILSVRC2012_val_{i + 1:08d}.JPEG", quality=90)
 
 
-def run(args: list[str]) -> float:
+def run(args: list[str], report: Path) -> tuple[float, float, float]:
+    """(wall s, decode wait s, model s summed over the run's models) of one ``mlmetrics eval``."""
+    import json
+
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mlmetrics", "eval", *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    subprocess.run([sys.executable, "-m", "mlmetrics", "eval", *args, "--out", str(report)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    rep = json.loads(report.read_text())
+    reps = rep.get("reports", [rep])
+    return wall, reps[0]["timings"]["data_wait_s"], sum(r["timings"]["model_s"] for r in reps)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--out", default="/tmp/mlmetrics-multi-model")
-    ap.add_argument("--workers", default="1")
+    ap.add_argument("--workers", default="0", help="DataLoader workers (0: decode in the timed process)")
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
     out = Path(a.out)
@@ -50,13 +57,16 @@ def main() -> None:
         make_images(data, a.images)
     common = ["--data", str(data), "-j", a.workers, "--device", "cpu", "--no-progress", "-q", "-b", "32"]
     one_run, separate = [], []
-    for _ in range(a.repeats):
-        one_run.append(run(common + [x for m in MODELS for x in ("--model", m)]))
-        separate.append(sum(run(common + ["--model", m]) for m in MODELS))
+    for _ in range(a.repeats):  # interleaved, so a change in machine load hits both
+        one_run.append(run(common + [x for m in MODELS for x in ("--model", m)], out / "one.json"))
+        runs = [run(common + ["--model", m], out / "sep.json") for m in MODELS]
+        separate.append(tuple(sum(r[i] for r in runs) for i in range(3)))
     best_one, best_sep = min(one_run), min(separate)
-    print(f"{len(MODELS)} models x {a.images} images, workers={a.workers}: one run {best_one:.1f} s, "
-          f"{len(MODELS)} separate runs {best_sep:.1f} s, ratio {best_one / best_sep:.2f}x "
-          f"(runs: {[round(t, 1) for t in one_run]} vs {[round(t, 1) for t in separate]})")
+    print(f"{len(MODELS)} models x {a.images} images, workers={a.workers}: one run {best_one[0]:.1f} s "
+          f"(decode wait {best_one[1]:.1f} s, models {best_one[2]:.1f} s), {len(MODELS)} separate runs "
+          f"{best_sep[0]:.1f} s (decode wait {best_sep[1]:.1f} s, models {best_sep[2]:.1f} s): "
+          f"ratio {best_one[0] / best_sep[0]:.2f}x; all walls {[round(t[0], 1) for t in one_run]} vs "
+          f"{[round(t[0], 1) for t in separate]}")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ def run_eval_many(specs: Sequence[ModelSpec], *, data: str | None, labels: str |
             datasets[dkey] = build_dataset(data, labels=labels, layout=layout, num_classes=b.scored, limit=limit,
                                            targets_file=targets_file, class_subset=b.subset)
         runs.setdefault((dkey, _cfg_key(b.cfg, normalize_on_device)), []).append(j)
+    if save_logits is not None:  # refuse a bad store before the models run
+        from .store import check_store
+
+        check_store(save_logits, next(iter(datasets.values())).files)
     results: list[EvalResult | None] = [None] * len(built)
     for (dkey, _), members in runs.items():
         cfg = built[members[0]].cfg

@@ -90,20 +90,14 @@ def write_store(root: str | os.PathLike, *, images: Sequence[str], targets: torc
     if dtype not in STORE_DTYPES:
         raise ValueError(f"--logits-dtype must be one of {list(STORE_DTYPES)}, got {dtype!r}")
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"--save-logits {root}: exists and is not a folder (the store is a folder)")
-    root.mkdir(parents=True, exist_ok=True)
     images = list(images)
-    if (root / INDEX).is_file():
-        index = _read_index(root)
-        if index.get("num_samples") != len(images) or index.get("images") != images:
-            raise StoreError(f"--save-logits {root}: the store holds logits of another dataset "
-                             f"({index.get('num_samples')} images, this run {len(images)}); use another folder")
-    else:
+    index = check_store(root, images)
+    if index is None:
         index = {"format": FORMAT, "version": 1, "num_samples": len(images), "images": images,
                  "targets": None if targets is None else targets.tolist(),
                  "labels": None if label_sets is None else label_sets.tolist(),
                  "label_source": label_source, "data": data, "models": []}
+    root.mkdir(parents=True, exist_ok=True)
     names = {m["name"] for m in models}
     index["models"] = [e for e in index["models"] if e["name"] not in names]
     taken = {Path(e["file"]).stem for e in index["models"]}
@@ -135,6 +129,22 @@ def write_store(root: str | os.PathLike, *, images: Sequence[str], targets: torc
     with open(root / INDEX, "w") as f:
         json.dump(index, f)
     return [str(root / INDEX)] + written
+
+
+def check_store(root: str | os.PathLike, images: Sequence[str]) -> dict | None:
+    """Whether models of a dataset with ``images`` can be added to the store at ``root``:
+    its index (None for a new store); a file name or a store of another dataset is a StoreError."""
+    root = Path(root)
+    if (root.exists() and not root.is_dir()) or (not root.exists() and root.suffix.lower() in LOGITS_SUFFIXES):
+        raise StoreError(f"--save-logits {root}: give a folder name (the store is a folder: index.json and one "
+                         "logits file per model)")
+    if not (root / INDEX).is_file():
+        return None
+    index = _read_index(root)
+    if index.get("num_samples") != len(images) or index.get("images") != list(images):
+        raise StoreError(f"--save-logits {root}: the store holds logits of another dataset "
+                         f"({index.get('num_samples')} images, this run {len(images)}); use another folder")
+    return index
 
 
 def open_store(root: str | os.PathLike) -> list[LogitsSource]:

@@ -12,7 +12,15 @@ from .jsonable import jsonable
 
 #: leaderboard columns taken from a report's metrics, in order, when present
 COLUMNS = ("top1", "top5", "real_top1", "real_top5", "variable_topk_strict", "asma", "nll", "ece", "macro_accuracy")
+#: columns printed in percent in the markdown table (the others as they are)
+PERCENT = ("top1", "top5", "real_top1", "real_top5", "variable_topk_strict", "asma", "ece", "macro_accuracy")
 FORMATS = {".md": "markdown", ".csv": "csv", ".json": "json"}
+
+
+def short_source(labels) -> str:
+    """``annotations:/data/x/ann.json`` -> ``annotations:ann.json`` (``real:PATH`` -> ``real:NAME``)."""
+    kind, sep, path = str(labels).partition(":")
+    return f"{kind}:{Path(path).name}" if sep else kind
 
 
 def leaderboard_rows(reports: Sequence[dict]) -> list[dict]:
@@ -21,8 +29,8 @@ def leaderboard_rows(reports: Sequence[dict]) -> list[dict]:
     rows = []
     for rep in reports:
         m = rep.get("metrics", {})
-        row = {"model": rep.get("model", {}).get("model"), "labels": rep.get("dataset", {}).get("labels"),
-               "n": rep.get("num_scored")}
+        row = {"model": rep.get("model", {}).get("model"),
+               "labels": short_source(rep.get("dataset", {}).get("labels")), "n": rep.get("num_scored")}
         row.update({k: m[k] for k in COLUMNS if k in m})
         rows.append(row)
     key = next((k for k in COLUMNS[:6] if rows and all(r.get(k) is not None for r in rows)), None)
@@ -38,21 +46,21 @@ def _columns(rows: Sequence[dict]) -> list[str]:
     return cols
 
 
-def _cell(v) -> str:
+def _cell(v, column: str) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{100 * v:.2f}" if 0 <= v <= 1 else f"{v:.4f}"
+        return f"{100 * v:.2f}" if column in PERCENT else f"{v:.4f}"
     return str(v)
 
 
 def to_markdown(rows: Sequence[dict]) -> str:
-    """A markdown table (accuracies in %)."""
+    """A markdown table (accuracies and ECE in %)."""
     if not rows:
         return "(no models)"
     cols = _columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -36,6 +36,9 @@ def files(tmp_path_factory):
     (d / "frac.json").write_text(json.dumps({"x0.png": [1.5], "x1.png": [3], "x2.png": [], "x3.png": [4]}))
     (d / "badjson.json").write_text("{not json")
     np.save(d / "four.npy", np.zeros((4, 10), dtype=np.float32))
+    np.save(d / "val3.npy", np.zeros((3, 1000), dtype=np.float32))
+    (d / "val3.npy.meta.json").write_text(json.dumps({"images": [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (1, 2, 3)]}))
+    (d / "real_short.json").write_text(json.dumps([[1], [2]]))
     (d / "not_a_checkpoint.pth").write_text("hello, I am text")
     (d / "syn.txt").write_text("n01440764\nn99999999\nn01443537\n")
     (d / "LOC_val_solution.csv").write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01440764 1 2 3 4\n")
@@ -45,7 +48,8 @@ def files(tmp_path_factory):
     f.update({k: str(d / k) for k in ("f64.npy", "i64.npy", "nan.npy", "empty.npy", "vec.npy", "short.npy",
                                       "nologits.pt", "junk.pt", "l.txt", "two.npz", "nested.json", "frac.json",
                                       "badjson.json", "four.npy", "not_a_checkpoint.pth", "syn.txt",
-                                      "LOC_val_solution.csv", "ann3.json", "ann_other.json")})
+                                      "LOC_val_solution.csv", "ann3.json", "ann_other.json", "val3.npy",
+                                      "real_short.json")})
     return f
 
 
@@ -68,6 +72,8 @@ CASES = [
     ("rescore labels of another size", ["rescore", "{four.npy}", "--labels", "{ann_other.json}"],
      "a store from another dataset"),
     ("rescore real without names", ["rescore", "{four.npy}", "--labels", "real"], "ReaL labels are for all 1000"),
+    ("rescore short ReaL list", ["rescore", "{val3.npy}", "--labels", "real:{real_short.json}"],
+     "holds 2 entries, but ILSVRC2012_val_00000003.JPEG is image 3"),
     ("rescore topk > C", ["rescore", "{f64.npy}", "--topk", "1,20"], "--topk 20"),
     ("rescore no source", ["rescore"], "give a logits store"),
     ("rescore bad leaderboard", ["rescore", "{f64.npy}", "--leaderboard", "{dir}/b.xlsx"], "use a .md, .csv or .json"),
@@ -91,6 +97,8 @@ CASES = [
     ("eval missing data", ["eval", "--model", MODEL, "--data", "{dir}/nowhere"], "--data"),
     ("eval store of another dataset", ["eval", "--model", MODEL, "--data", "{val}", "--save-logits", "{dir}/store"],
      "another dataset"),
+    ("eval save-logits file name", ["eval", "--model", MODEL, "--data", "{val}", "--save-logits", "{dir}/l.npy"],
+     "give a folder name"),
     ("eval bad device", ["eval", "--model", MODEL, "--data", "{val}", "--device", "gpu7"], "--device"),
     # argparse (exit 2): still one error line naming the flag
     ("eval limit -1", ["eval", "--model", MODEL, "--data", "{val}", "--limit", "-1"], "--limit"),
