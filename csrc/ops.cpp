@@ -25,6 +25,10 @@ TORCH_LIBRARY(mlmetrics, m) {
   m.def("softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)");
   m.def("topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor");
   m.def("cpu_isa() -> str", &cpu_isa);  // no tensors: a catch-all kernel
+  // Poisson(1) bootstrap weights [N, replicates] float64 (cpu/poisson_weights.cpp)
+  m.def("poisson_weights(Tensor sample_index, int replicates, int seed) -> Tensor");
+  // sums[rows[i, j], b] += values[i, j] * poisson_weights(sample_index, B, seed)[i, b]  (in place)
+  m.def("poisson_accumulate(Tensor(a!) sums, Tensor sample_index, Tensor rows, Tensor values, int seed) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(mlmetrics, CPU, m) {

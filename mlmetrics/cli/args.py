@@ -49,10 +49,21 @@ def topk(s: str) -> tuple[int, ...]:
     return ks
 
 
+def intervals_kwargs(args) -> dict | None:
+    """``metrics_kwargs`` asking the scorer for bootstrap intervals (``--intervals``; 1000 with --demo)."""
+    n = getattr(args, "intervals", None)
+    if n is None and getattr(args, "demo", False):
+        n = 1000
+    return {"bootstrap": n} if n else None
+
+
 def add_output_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="JSON", help="write the JSON report (every metric, subgroups, config, timings)")
     g.add_argument("--csv", metavar="CSV", help="append one summary row per model (scalar metrics) to CSV")
+    g.add_argument("--intervals", type=non_negative_int("--intervals"), default=None, metavar="REPLICATES",
+                   help="95%% bootstrap intervals for every metric from REPLICATES Poisson bootstrap replicates "
+                        "(default: 1000 with --demo, else none; 0 = none)")
     g.add_argument("--leaderboard", metavar="FILE", action="append", default=[],
                    help="write the leaderboard (one row per model and label source): .md, .csv or .json "
                         "(repeatable)")

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .args import add_output_args, fraction, non_negative_int, positive_int
+from .args import add_output_args, fraction, intervals_kwargs, non_negative_int, positive_int
 
 HELP = "evaluate one or more timm models on an image dataset"
 
@@ -128,7 +128,7 @@ def run(args) -> int:
             interpolation=args.interpolation, save_logits=args.save_logits, logits_dtype=args.logits_dtype,
             per_image=args.per_image, progress=not (args.no_progress or args.quiet), use_ema=not args.no_ema,
             class_subset=args.class_subset, mean=args.mean, std=args.std, crop_mode=args.crop_mode,
-            compile=args.compile, reparam=args.reparam)
+            compile=args.compile, reparam=args.reparam, metrics_kwargs=intervals_kwargs(args))
         if dist.world()[0] != 0:
             return 0
         from .output import emit

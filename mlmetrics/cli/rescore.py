@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import add_output_args
+from .args import add_output_args, intervals_kwargs
 
 HELP = "re-score stored logits (every model x every label source) without the models"
 
@@ -37,7 +37,8 @@ def run(args) -> int:
         raise ValueError("give a logits store folder or file (eval --save-logits DIR writes one)")
     out = rescore(sources, labels=args.labels or ["auto"], targets_file=args.targets,
                       class_subset=args.class_subset, topk=args.topk, ece_bins=args.ece_bins, device=args.device,
-                      per_image=args.per_image, subgroups=args.subgroups if args.subgroups is not None else (True if args.out or args.plots else None))
+                      per_image=args.per_image, subgroups=args.subgroups if args.subgroups is not None else (True if args.out or args.plots else None),
+                      metrics_kwargs=intervals_kwargs(args))
     reports = [rep for rep, _, _ in out]
     emit(reports, args, [rec for _, rec, _ in out], [namer for _, _, namer in out],
          [True if rep["dataset"].get("has_targets") else None for rep in reports])

@@ -109,6 +109,7 @@ class Scorer:
         self.label_sets = label_sets
         self._ls_dev = None if label_sets is None else label_sets.to(self.device)
         kw = {"nonfinite": "ignore", **(metrics_kwargs or {})}
+        bootstrap = kw.pop("bootstrap", None)  # replicates of mlmetrics.stats.Bootstrap intervals (or None)
         if label_sets is None and num_samples is not None:
             kw.setdefault("num_samples", int(num_samples))
         self._pass_index = label_sets is not None or "num_samples" in kw
@@ -120,6 +121,10 @@ class Scorer:
                                          ece_bins=ece_bins, **{**kw, **extra})
 
         self.metrics = make()
+        if bootstrap:
+            from ..stats import Bootstrap
+
+            self.metrics = Bootstrap(self.metrics, replicates=int(bootstrap))
         from .distributed import world
 
         # subgroup rows are ratios of counts (exact in any summation order): per-sample dedupe
@@ -128,6 +133,8 @@ class Scorer:
         if not self._pass_index and num_samples is not None and world()[1] > 1:
             sub_kw["num_samples"] = int(num_samples)
         self.groups = [(name, mask.to(self.device), make(**sub_kw)) for name, mask in groups]
+        if bootstrap:
+            self.groups = [(name, mask, Bootstrap(m, replicates=int(bootstrap))) for name, mask, m in self.groups]
         self._group_rows = [0] * len(self.groups)
         self.keep_logits = keep_logits
         self._logits: list[torch.Tensor] = []
@@ -226,4 +233,6 @@ def _row(name: str, m: dict, topk: Sequence[int]) -> dict:
     if "num_labeled" in m:
         row["n_labelled"] = m["num_labeled"]
         row.update({f"real_top{k}": m.get(f"real_top{k}") for k in topk})
+    if m.get("intervals"):  # [low, high] per metric of the row (mlmetrics.stats.Bootstrap)
+        row["intervals"] = {k: [m["intervals"][k]["low"], m["intervals"][k]["high"]] for k in row if k in m["intervals"]}
     return row

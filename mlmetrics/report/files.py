@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from ..stats.report import interval_columns
 from .jsonable import jsonable
 
 
@@ -28,6 +29,7 @@ def write_csv(rep: dict, path: str | os.PathLike) -> str:
     for k, v in rep["metrics"].items():
         if not isinstance(v, (list, dict)):
             row[k] = v
+    row.update(interval_columns(rep["metrics"]))  # <metric>_low / _high with eval --intervals
     append = False
     if path.is_file():
         with open(path, newline="") as f:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .forest import row_errorbars
+
 ACC_COLOUR = "tab:blue"
 OVER_COLOUR = "tab:red"     # confidence above accuracy
 UNDER_COLOUR = "tab:green"  # confidence below accuracy
@@ -178,6 +180,7 @@ def accuracy_by_label_count_figure(subgroups: list[dict]):
     for j, (k, lab) in enumerate(series):
         v = [math.nan if r.get(k) is None else float(r[k]) for r in rows]
         bars = ax.bar(x + (j - (len(series) - 1) / 2) * w, np.nan_to_num(v), width=w, label=lab)
+        row_errorbars(ax, x + (j - (len(series) - 1) / 2) * w, rows, k)  # with eval --intervals
         _label_bars(ax, bars, v, "{:.2f}")
     ax.set_xticks(x, [f"{r['group']}\n(n={r['n']})" for r in rows])
     ax.set(ylim=(0, 1.12), ylabel="accuracy", title="Accuracy by number of valid labels")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..stats.report import INTERVAL_KEYS, interval_header, interval_suffix
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -32,13 +34,17 @@ def format_text(rep: dict, *, namer: Callable[[int], str] | None = None, max_ima
     lines.append("")
     lines.append("metrics")
     w = max([len(k) for k in rep["metrics"]] + [6])
+    ivs = rep["metrics"].get("intervals") or {}  # from mlmetrics.stats.Bootstrap (eval --intervals)
+    if interval_header(rep["metrics"]):
+        lines[-1] += f"  {interval_header(rep['metrics'])}"
     for k, v in rep["metrics"].items():
-        lines.append(f"  {k:<{w}}  {_fmt(v)}")
+        if k not in INTERVAL_KEYS:
+            lines.append(f"  {k:<{w}}  {_fmt(v)}{interval_suffix(ivs.get(k))}")
     rows = rep.get("subgroups", [])
     if rows:
-        cols = [c for c in rows[0] if c != "group"]
+        cols = [c for c in rows[0] if c not in ("group", "intervals")]
         for r in rows[1:]:
-            cols += [c for c in r if c != "group" and c not in cols]
+            cols += [c for c in r if c not in ("group", "intervals") and c not in cols]
         gw = max([len(r["group"]) for r in rows] + [5])
         lines += ["", "subgroups", "  " + f"{'group':<{gw}}  " + "  ".join(f"{c:>10}" for c in cols)]
         for r in rows:
