@@ -24,6 +24,10 @@ SCHEMAS = {
         "-> (Tensor topk_logits, Tensor topk_indices, Tensor hits, Tensor row_stats, Tensor target_rank)"),
     "softmax_topk": "softmax_topk(Tensor logits, int k) -> (Tensor probs, Tensor indices)",
     "topk_label_hits": "topk_label_hits(Tensor logits, Tensor label_ranges, Tensor labels, int k) -> Tensor",
+    # the bootstrap's Poisson(1) weights from a hash of (sample index, replicate, seed): mlmetrics.stats
+    "poisson_weights": "poisson_weights(Tensor sample_index, int replicates, int seed) -> Tensor",
+    "poisson_accumulate": ("poisson_accumulate(Tensor(a!) sums, Tensor sample_index, Tensor rows, Tensor values, "
+                           "int seed) -> ()"),
 }
 
 
