@@ -16,7 +16,7 @@ Environment:
   MLMETRICS_BENCH_DEVICES=cpu  restrict devices (comma list; default: cpu, plus cuda if present)
   MLMETRICS_BENCH_DATA=iid     i.i.d. N(0, 9) logits instead of the classifier-like default
   MLMETRICS_BENCH_QUIET_WAIT=20  before each benchmark, wait up to this many seconds for other
-                               processes to drop below 15 % of the cores (session budget:
+                               processes to drop below 15 % of the cores (total budget:
                                MLMETRICS_BENCH_QUIET_BUDGET=300 s); the other load during timing is
                                recorded in extra_info["other_load"]
 """
@@ -349,7 +349,7 @@ def peak_extra_memory(fn: Callable[[], object], device: str) -> tuple[int | None
 # Other load on a shared machine
 # ---------------------------------------------------------------------------------------
 QUIET_WAIT_S = float(os.environ.get("MLMETRICS_BENCH_QUIET_WAIT", "20"))      # per benchmark
-QUIET_BUDGET_S = float(os.environ.get("MLMETRICS_BENCH_QUIET_BUDGET", "300"))  # per session
+QUIET_BUDGET_S = float(os.environ.get("MLMETRICS_BENCH_QUIET_BUDGET", "300"))  # per pytest run
 QUIET_LOAD = 0.15
 _waited = [0.0]
 

@@ -9,7 +9,7 @@ Group ``bootstrap_accuracy``: top-1 accuracy with 1,000 Poisson bootstrap replic
 Group ``bootstrap_update``: the per-update cost of the intervals, on one N x C batch:
   update         ClassificationMetrics(C, topk=(1, 5)).update(x, t)            (every metric, no intervals)
   update+bootstrap  the same wrapped in Bootstrap(..., 1000)                   (streaming replicate sums)
-The ratio of the two is the overhead the issue's target (<= 20 % at 256 x 1000, B = 1000) refers to.
+The ratio of the two is the bootstrap's overhead per update (aim: <= 20 % at 256 x 1000, B = 1000).
 """
 from __future__ import annotations
 

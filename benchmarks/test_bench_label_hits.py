@@ -34,7 +34,7 @@ from benchutil import Shape
 # label_hits over the shape grid
 # ------------------------------------------------------------------------------------------
 DEFAULT_SHAPES = [
-    Shape(8192, 1000, 5, "float32"),   # core-issue target: >= 3x torch, <= 2x one amax pass
+    Shape(8192, 1000, 5, "float32"),   # target: >= 3x torch, <= 2x one amax pass
     Shape(8192, 1000, 1, "float32"),
     Shape(8192, 1000, 100, "float32"),
     Shape(8192, 1000, 5, "bfloat16"),

@@ -16,7 +16,7 @@ import benchutil as bu
 from benchutil import Shape
 
 DEFAULT_SHAPES = [
-    Shape(8192, 1000, 5, "float32"),   # core-issue target: >= 3x torch.softmax().topk()
+    Shape(8192, 1000, 5, "float32"),   # target: >= 3x torch.softmax().topk()
     Shape(8192, 1000, 1, "float32"),
     Shape(8192, 1000, 100, "float32"),
     Shape(8192, 1000, 5, "bfloat16"),

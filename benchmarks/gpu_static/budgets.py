@@ -19,7 +19,7 @@ LOCAL_BYTES = 0
 GATED_SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5)]
 
 
-#: regression ceilings: the all-in instructions per element each kernel has today on the gated
+#: regression ceilings: the all-in instructions per element each kernel has now on the gated
 #: shapes (+5 %), by (backend, case). A kernel may get cheaper, never dearer; the target budget
 #: above is checked separately (and shown as an expected failure while a kernel is over it).
 CEILINGS = {

@@ -1,11 +1,11 @@
 """The static performance gate: the Triton kernels' sm_90 SASS on the two target shapes must stay
 within the budgets of benchmarks/gpu_static/budgets.py (no GPU, no timing: compiled code only).
 
-Two gates: every kernel stays under its regression ceiling (budgets.CEILINGS: today's all-in
+Two gates: every kernel stays under its regression ceiling (budgets.CEILINGS: the recorded all-in
 instructions per element + 5 %, and no local memory), and meets the target budget
 (budgets.violations) - kernels known to be over it are listed in OVER_BUDGET as strict expected
 failures, so an entry must go once the kernel meets the budget. The analysis runs in a subprocess
-(compiled kernels, never the interpreter this test session uses).
+(compiled kernels, never the interpreter the other tests use).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ if not sass.have_tools():
     pytest.skip("triton's nvdisasm/cuobjdump are not installed", allow_module_level=True)
 
 BACKENDS = ["triton_filtered", "triton"]
-#: (backend, shape) -> why it is over budget today
+#: (backend, shape) -> why it is over budget
 OVER_BUDGET = {
     ("triton", "65536x1000 float32 k=5 softmax"): "running top-k: exact path on every first tile, scalar loads",
     ("triton", "4096x131072 bfloat16 k=5 softmax"): "per-tile softmax reductions and rescaling",
