@@ -43,63 +43,57 @@ def _max_nan(a, b):
 
 
 @triton.jit
-def _insert_by_values(x, tm, cols, C, buf, thr):
-    """Insert the values of a NaN-free tile x [R, REP, TC] (columns ``cols``, tile max ``tm`` [R]) that
-    beat the buffer's minimum ``thr``, best first: the best value's lowest column (ties: lower
-    index; -0.0 == +0.0 as in the order keys), then that column reads -inf. Once -inf is the best
-    left, the next -inf of the original tile in column order is taken (real columns only)."""
+def _insert_by_values(x, tm, tcols, start, buf, thr):
+    """Insert the values of a NaN-free tile x [R, REP, TC] (columns ``start + tcols``, tile max ``tm``
+    [R]) that beat the buffer's minimum ``thr``, best first: the best value's lowest column (ties:
+    lower index; -0.0 == +0.0 as in the order keys), then that column reads -inf. Every row's k-th
+    best value is above -inf (the caller checks), so a value of -inf (or a padding column) never
+    enters and the search stops at the first value below it. Columns are searched tile-local."""
     KEY_MIN: tl.constexpr = -9223372036854775808
     BIG: tl.constexpr = 2147483647
     m = tm
-    col = tl.min(tl.min(tl.where(x == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-    key = rank_key(order_key(m), col)
+    col = tl.min(tl.min(tl.where(x == m[:, None, None], tcols[None, :, :], BIG), 2), 1)
+    key = rank_key(order_key(m), start + col)
     go = key > thr
-    last_inf = tl.full(m.shape, -1, tl.int32)  # last -inf column taken
     xs = x
     n_go = tl.sum(go.to(tl.int32), 0)
     while n_go > 0:
         buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
         thr = tl.where(go, tl.min(buf, 1), thr)
-        last_inf = tl.where(go & (m == float("-inf")), col, last_inf)
-        xs = tl.where(go[:, None, None] & (cols[None, :, :] == col[:, None, None]), float("-inf"), xs)
+        xs = tl.where(go[:, None, None] & (tcols[None, :, :] == col[:, None, None]), float("-inf"), xs)
         m = tl.max(tl.max(xs, 2), 1)
         thr_ok = (thr >> 32).to(tl.int32)
         v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
         go = go & ~(m < v_k)  # can the next value still enter? (else no column search)
         if tl.max(go.to(tl.int32), 0) == 0:
-            col = tl.full(m.shape, BIG, tl.int32)
-        elif tl.max((m == float("-inf")).to(tl.int32), 0) > 0:
-            real_inf = (x == float("-inf")) & (cols[None, :, :] > last_inf[:, None, None]) & (cols < C)[None, :, :]
-            col_inf = tl.min(tl.min(tl.where(real_inf, cols[None, :, :], BIG), 2), 1)
-            col_fin = tl.min(tl.min(tl.where(xs == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-            col = tl.where(m == float("-inf"), col_inf, col_fin)
+            col = tl.full(m.shape, 0, tl.int32)
         else:
-            col = tl.min(tl.min(tl.where(xs == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-        key = tl.where(go & (col != BIG), rank_key(order_key(m), col), KEY_MIN)  # BIG: nothing left
+            col = tl.min(tl.min(tl.where(xs == m[:, None, None], tcols[None, :, :], BIG), 2), 1)
+        key = tl.where(go, rank_key(order_key(m), start + col), KEY_MIN)
         go = key > thr
         n_go = tl.sum(go.to(tl.int32), 0)
     return buf, thr
 
 
 @triton.jit
-def _insert_by_keys(x, cols, buf, thr):
-    """Insert the keys of tile x [R, REP, TC] that beat the buffer's minimum ``thr``, best first, by
+def _insert_by_keys(x, tcols, start, buf, thr):
+    """Insert the keys of tile x [R, REP, TC] (columns ``start + tcols``) that beat the buffer's minimum ``thr``, best first, by
     int32 order keys (any values, NaN included); taken columns read as INT32_MIN."""
     KEY_MIN: tl.constexpr = -9223372036854775808
     BIG: tl.constexpr = 2147483647
     ok = order_key(x)
     m_ok = tl.max(tl.max(ok, 2), 1)
-    col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], cols[None, :, :], BIG), 2), 1)
-    key = rank_key(m_ok, col)
+    col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], tcols[None, :, :], BIG), 2), 1)
+    key = rank_key(m_ok, start + col)
     go = key > thr
     n_go = tl.sum(go.to(tl.int32), 0)
     while n_go > 0:
         buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
         thr = tl.where(go, tl.min(buf, 1), thr)
-        ok = tl.where(go[:, None, None] & (cols[None, :, :] == col[:, None, None]), _INT32_MIN, ok)
+        ok = tl.where(go[:, None, None] & (tcols[None, :, :] == col[:, None, None]), _INT32_MIN, ok)
         m_ok = tl.max(tl.max(ok, 2), 1)
-        col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], cols[None, :, :], BIG), 2), 1)
-        key = tl.where(m_ok == _INT32_MIN, KEY_MIN, rank_key(m_ok, col))  # nothing left
+        col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], tcols[None, :, :], BIG), 2), 1)
+        key = tl.where(m_ok == _INT32_MIN, KEY_MIN, rank_key(m_ok, start + col))  # nothing left
         go = key > thr
         n_go = tl.sum(go.to(tl.int32), 0)
     return buf, thr
@@ -119,14 +113,15 @@ def _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET: tl.c
 
 
 @triton.jit
-def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt, t_ok, t_safe,
-          xw_ptr, row_off_w, wcols,
+def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt, t_ok,
+          t_safe, xw_ptr, row_off_w, wcols,
           MASKED: tl.constexpr, BF16_PAIRS: tl.constexpr, HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr,
           WITH_SOFTMAX: tl.constexpr):
-    """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``cols`` [TILE_REP, TILE_C]) into its rows' state."""
-    KEY_MIN: tl.constexpr = -9223372036854775808
+    """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``start + tcols``, tcols [TILE_REP, TILE_C])
+    into its rows' state."""
     LOG2E: tl.constexpr = 1.4426950408889634
     SLACK_X: tl.constexpr = 22.0  # nats the softmax reference may trail the running row max
+    cols = start + tcols
     if MASKED:
         x = _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET)
     elif BF16_PAIRS:
@@ -144,8 +139,16 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
         x = tl.load(x_ptr + row_off[:, None, None] + src[None, :, :] * stride_c).to(tl.float32)
     tm = tl.reduce(tl.reduce(x, 1, _max_nan), 1, _max_nan)  # [R], NaN when the tile holds one
     need = (~(tm < v_k)) | (tm > r + SLACK_X)
-    if tl.max(need.to(tl.int32), 0) > 0:
-        # ---- exact path (rare after a row's first tiles)
+    exact = tl.max(need.to(tl.int32), 0) > 0  # the exact path (rare after a row's first tiles)
+    if exact:
+        # by values when the tile is NaN-free and every row's k-th best is above -inf (then no -inf
+        # and no padding column can enter); else by int32 order keys (NaN, -inf, a row's first values)
+        if tl.max(((tm != tm) | (v_k == float("-inf"))).to(tl.int32), 0) > 0:
+            buf, thr = _insert_by_keys(x, tcols, start, buf, thr)
+        else:
+            buf, thr = _insert_by_values(x, tm, tcols, start, buf, thr)
+        thr_ok = (thr >> 32).to(tl.int32)
+        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
         if WITH_SOFTMAX:
             r_new = tl.maximum(r, tm)  # (maximum ignores a NaN tm)
             move = r_new > r + SLACK_X
@@ -157,12 +160,6 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
                 s_acc = a * s_acc
                 q_acc = (a * a) * q_acc
                 r = r_new
-        if tl.max((tm != tm).to(tl.int32), 0) > 0:
-            buf, thr = _insert_by_keys(x, cols, buf, thr)  # a NaN in the tile: int32 order keys
-        else:
-            buf, thr = _insert_by_values(x, tm, cols, C, buf, thr)
-        thr_ok = (thr >> 32).to(tl.int32)
-        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
     if WITH_SOFTMAX:
         # e = 2^(x log2e - r log2e) <= 2^32 (one fused multiply-add: x log2e is exact inside it).
         # An entry of -inf adds e = 0 but e * tt = NaN to u: such rows are summed again at the end
@@ -243,11 +240,11 @@ def _filtered_kernel(
     t_full = (C // TILE) * TILE
     for start in range(0, t_full, TILE):
         buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, start + tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
+            x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
             t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
     if t_full < C:
         buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, t_full + tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
+            x_ptr, row_off, stride_c, subset_ptr, t_full, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
             t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
 
     # ---- row statistics (the top-1 key is the row's max in rank order)
