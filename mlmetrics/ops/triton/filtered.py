@@ -113,12 +113,13 @@ def _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET: tl.c
 
 
 @triton.jit
-def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt, t_ok,
+def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt, t_ok,
           t_safe, xw_ptr, row_off_w, wcols,
           MASKED: tl.constexpr, BF16_PAIRS: tl.constexpr, HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr,
           WITH_SOFTMAX: tl.constexpr):
     """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``start + tcols``, tcols [TILE_REP, TILE_C])
-    into its rows' state."""
+    into its rows' state. ``lim`` = min(v_k, r + SLACK_X) [R] (v_k: the k-th best value so far, -inf
+    until k are seen): a tile whose max is below it changes no top-k and moves no reference."""
     LOG2E: tl.constexpr = 1.4426950408889634
     SLACK_X: tl.constexpr = 22.0  # nats the softmax reference may trail the running row max
     cols = start + tcols
@@ -138,17 +139,18 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, 
             src = cols
         x = tl.load(x_ptr + row_off[:, None, None] + src[None, :, :] * stride_c).to(tl.float32)
     tm = tl.reduce(tl.reduce(x, 1, _max_nan), 1, _max_nan)  # [R], NaN when the tile holds one
-    need = (~(tm < v_k)) | (tm > r + SLACK_X)
+    need = ~(tm < lim)  # NaN: always
     exact = tl.max(need.to(tl.int32), 0) > 0  # the exact path (rare after a row's first tiles)
     if exact:
         # by values when the tile is NaN-free and every row's k-th best is above -inf (then no -inf
         # and no padding column can enter); else by int32 order keys (NaN, -inf, a row's first values)
-        if tl.max(((tm != tm) | (v_k == float("-inf"))).to(tl.int32), 0) > 0:
+        if tl.max(((tm != tm) | (lim == float("-inf"))).to(tl.int32), 0) > 0:  # (lim = -inf iff v_k = -inf)
             buf, thr = _insert_by_keys(x, tcols, start, buf, thr)
         else:
             buf, thr = _insert_by_values(x, tm, tcols, start, buf, thr)
         thr_ok = (thr >> 32).to(tl.int32)
         v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
+        lim = v_k
         if WITH_SOFTMAX:
             r_new = tl.maximum(r, tm)  # (maximum ignores a NaN tm)
             move = r_new > r + SLACK_X
@@ -160,6 +162,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, 
                 s_acc = a * s_acc
                 q_acc = (a * a) * q_acc
                 r = r_new
+            lim = tl.minimum(v_k, r + SLACK_X)
     if WITH_SOFTMAX:
         # e = 2^(x log2e - r log2e) <= 2^32 (one fused multiply-add: x log2e is exact inside it).
         # An entry of -inf adds e = 0 but e * tt = NaN to u: such rows are summed again at the end
@@ -173,7 +176,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, 
         okt = order_key(x)
         t_thr = tl.where(cols[None, :, :] < t_safe[:, None, None], t_ok[:, None, None] - 1, t_ok[:, None, None])
         cnt += tl.sum((okt > t_thr).to(tl.int32), 1)
-    return buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt
+    return buf, thr, lim, r, s_acc, u_acc, q_acc, cnt
 
 
 @triton.jit
@@ -223,7 +226,7 @@ def _filtered_kernel(
     pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
     buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
     thr = tl.min(buf, 1)
-    v_k = tl.full([BLOCK_R], float("-inf"), tl.float32)  # value of the k-th best (-inf until k seen)
+    lim = tl.full([BLOCK_R], float("-inf"), tl.float32)  # min(k-th best value, r + SLACK_X): see _tile
     r = tl.full([BLOCK_R], R_INIT, tl.float32)
     s_acc = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.float32)  # per element slot: FFMA chains
     u_acc = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.float32)
@@ -239,12 +242,12 @@ def _filtered_kernel(
         wt = tcols
     t_full = (C // TILE) * TILE
     for start in range(0, t_full, TILE):
-        buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
+        buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
             t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
     if t_full < C:
-        buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, t_full, tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
+        buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, t_full, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
             t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
 
     # ---- row statistics (the top-1 key is the row's max in rank order)
