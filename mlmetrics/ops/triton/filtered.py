@@ -4,10 +4,10 @@ Same answers as :mod:`.topk_stats` (same rank keys, same top-k buffer and output
 cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` rows:
 
 * one NaN-propagating float max per element gives the tile max; the tile is *admitted* (the
-  exact path below runs) only when that max can enter the running top-k (``!(max < v_k)``, v_k =
-  the k-th best value so far; NaN is always admitted) or exceeds the softmax reference by more
-  than ``SLACK_X`` = 22 nats. Otherwise no order keys, no 64-bit keys and no cross-lane work besides
-  that one max;
+  exact path below runs) only when that max can enter the running top-k (v_k = the k-th best
+  value so far; NaN is always admitted) or reaches the softmax reference plus ``SLACK_X`` = 22
+  nats: one compare, ``!(max < min(v_k, r + SLACK_X))``. Otherwise no order keys, no 64-bit keys
+  and no cross-lane work besides that one max;
 * softmax sums are kept per element slot ([BLOCK_R, TILE_REP, TILE_C] accumulators, FFMA chains)
   relative to a row reference ``r`` that moves only on admitted tiles: no per-tile reductions
   and no rescaling exp on the common path, so exactly one ``exp2`` per element
@@ -18,8 +18,9 @@ cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` row
   exact max;
 * the exact path (admitted tiles, always including a row's first tile) moves the reference when
   the tile max is 22 nats above it and inserts the tile's values that beat the buffer's minimum,
-  best first: by float compares and column searches (one pass per insertion), or by int32 order
-  keys when the tile holds a NaN;
+  best first: by float compares and tile-local column searches (one pass per insertion) once
+  every row's k-th best is above -inf, else (a row's first values, -inf, a NaN in the tile) by
+  int32 order keys;
 * bf16 rows with an even stride are read as 32-bit words (two values per word, 2 integer ops);
 * ``ROW_ALIGN`` / ``C_ALIGN`` (set by the host when the row stride / C is a multiple of the
   vector width) let the compiler emit 128-bit loads.
