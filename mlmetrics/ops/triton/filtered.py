@@ -18,9 +18,10 @@ cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` row
   exact max;
 * the exact path (admitted tiles, always including a row's first tile) moves the reference when
   the tile max is 22 nats above it and inserts the tile's values that beat the buffer's minimum,
-  best first: by float compares and tile-local column searches (one pass per insertion) once
-  every row's k-th best is above -inf, else (a row's first values, -inf, a NaN in the tile) by
-  int32 order keys;
+  best first, once every row's k-th best is above -inf: bf16 by int32 order keys with the tile
+  column in their 16 zero low bits (one integer max per insertion), other types by float compares
+  and tile-local column searches; else (a row's first values, -inf, a NaN in the tile) by int32
+  order keys and column searches;
 * bf16 rows with an even stride are read as 32-bit words (two values per word, 2 integer ops);
 * ``ROW_ALIGN`` / ``C_ALIGN`` (set by the host when the row stride / C is a multiple of the
   vector width) let the compiler emit 128-bit loads.
@@ -77,6 +78,32 @@ def _insert_by_values(x, tm, tcols, start, buf, thr):
 
 
 @triton.jit
+def _insert_by_packed_keys(x, tcols, start, buf, thr, LOW_BITS: tl.constexpr):
+    """``_insert_by_values`` for values read from a 16-bit type (the low ``LOW_BITS`` bits of their
+    float32 are zero: 16 for bf16, 13 for fp16; the tile has at most 2^LOW_BITS columns): the int32
+    order key with the tile column in its low bits, ``order_key(x) | (LOW - tcol)``, orders the tile
+    like the rank keys, so one integer max per insertion finds both the value and its column."""
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    LOW: tl.constexpr = (1 << LOW_BITS) - 1
+    b = x.to(tl.int32, bitcast=True)
+    mag = b & 0x7FFFFFFF
+    pk = tl.where(b < 0, -mag, mag) | (LOW - tcols[None, :, :])  # NaN-free: order_key(x) | column
+    best = tl.max(tl.max(pk, 2), 1)
+    key = rank_key(best & ~LOW, start + (LOW - (best & LOW)))
+    go = key > thr
+    n_go = tl.sum(go.to(tl.int32), 0)
+    while n_go > 0:
+        buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
+        thr = tl.where(go, tl.min(buf, 1), thr)
+        pk = tl.where(go[:, None, None] & (pk == best[:, None, None]), _INT32_MIN, pk)
+        best = tl.max(tl.max(pk, 2), 1)
+        key = tl.where(go, rank_key(best & ~LOW, start + (LOW - (best & LOW))), KEY_MIN)
+        go = key > thr
+        n_go = tl.sum(go.to(tl.int32), 0)
+    return buf, thr
+
+
+@triton.jit
 def _insert_by_keys(x, tcols, start, buf, thr):
     """Insert the keys of tile x [R, REP, TC] (columns ``start + tcols``) that beat the buffer's minimum ``thr``, best first, by
     int32 order keys (any values, NaN included); taken columns read as INT32_MIN."""
@@ -117,7 +144,7 @@ def _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET: tl.c
 def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt, t_ok,
           t_safe, xw_ptr, row_off_w, wcols,
           MASKED: tl.constexpr, BF16_PAIRS: tl.constexpr, HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr,
-          WITH_SOFTMAX: tl.constexpr):
+          WITH_SOFTMAX: tl.constexpr, LOW_BITS: tl.constexpr):
     """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``start + tcols``, tcols [TILE_REP, TILE_C])
     into its rows' state. ``lim`` = min(v_k, r + SLACK_X) [R] (v_k: the k-th best value so far, -inf
     until k are seen): a tile whose max is below it changes no top-k and moves no reference."""
@@ -147,6 +174,8 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, 
         # and no padding column can enter); else by int32 order keys (NaN, -inf, a row's first values)
         if tl.max(((tm != tm) | (lim == float("-inf"))).to(tl.int32), 0) > 0:  # (lim = -inf iff v_k = -inf)
             buf, thr = _insert_by_keys(x, tcols, start, buf, thr)
+        elif LOW_BITS > 0:
+            buf, thr = _insert_by_packed_keys(x, tcols, start, buf, thr, LOW_BITS)
         else:
             buf, thr = _insert_by_values(x, tm, tcols, start, buf, thr)
         thr_ok = (thr >> 32).to(tl.int32)
@@ -188,6 +217,7 @@ def _filtered_kernel(
     K: tl.constexpr, KP: tl.constexpr, BLOCK_R: tl.constexpr, TILE_REP: tl.constexpr, TILE_C: tl.constexpr,
     ROW_ALIGN: tl.constexpr, C_ALIGN: tl.constexpr, BF16_PAIRS: tl.constexpr,
     HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_LABELS: tl.constexpr, WITH_SOFTMAX: tl.constexpr,
+    LOW_BITS: tl.constexpr,
 ):
     KEY_MIN: tl.constexpr = -9223372036854775808
     KEY_MAX: tl.constexpr = 9223372036854775807
@@ -245,11 +275,12 @@ def _filtered_kernel(
     for start in range(0, t_full, TILE):
         buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
             x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
-            t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
+            t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX,
+            LOW_BITS)
     if t_full < C:
         buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
             x_ptr, row_off, stride_c, subset_ptr, t_full, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
-            t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
+            t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX, LOW_BITS)
 
     # ---- row statistics (the top-1 key is the row's max in rank order)
     top_ok = (tl.max(tl.where(slots[None, :] < K, buf, KEY_MIN), 1) >> 32).to(tl.int32)
@@ -342,6 +373,9 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     dense = p.subset is None and logits.stride(1) == 1
     row_align = vec if dense and logits.stride(0) % vec == 0 else 1
     c_align = vec if dense and c % vec == 0 else 1
+    # bf16 values leave the low 16 bits of their float32 zero: room for the tile column (fp16 would
+    # leave 13; not used: at 21841 classes the extra tile of keys spills)
+    low_bits = 16 if logits.dtype == torch.bfloat16 and rep * tc <= (1 << 16) else 0
     with _device_guard(p.dev):
         launch(_filtered_kernel, (triton.cdiv(n, br),),
                logits, logits.stride(0), logits.stride(1), n, c, *p.kernel_args(),
@@ -349,6 +383,6 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
                ROW_ALIGN=row_align, C_ALIGN=c_align,
                BF16_PAIRS=logits.dtype == torch.bfloat16 and row_align > 1 and tc % 2 == 0 and logits.data_ptr() % 4 == 0,
                HAS_SUBSET=p.subset is not None, HAS_TARGET=p.tgt is not None,
-               HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax),
+               HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax), LOW_BITS=low_bits,
                num_warps=nw)
     return p.finish(logits)
