@@ -19,14 +19,15 @@ LOCAL_BYTES = 0
 GATED_SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5)]
 
 
-#: regression ceilings: the all-in instructions per element each kernel has now on the gated
-#: shapes (+5 %), by (backend, case). A kernel may get cheaper, never dearer; the target budget
-#: above is checked separately (and shown as an expected failure while a kernel is over it).
+#: regression ceilings: the all-in instructions per element each kernel has on the gated
+#: shapes (+5 %), by (backend, case), with every expected top-k insertion counted. A kernel may get
+#: cheaper, never dearer; the target budget above is checked separately (and shown as an expected
+#: failure while a kernel is over it).
 CEILINGS = {
-    ("triton", "65536x1000 float32 k=5 softmax"): 60.80 * 1.05,
-    ("triton", "4096x131072 bfloat16 k=5 softmax"): 22.25 * 1.05,
-    ("triton_filtered", "65536x1000 float32 k=5 softmax"): 53.18 * 1.05,
-    ("triton_filtered", "4096x131072 bfloat16 k=5 softmax"): 10.52 * 1.05,
+    ("triton", "65536x1000 float32 k=5 softmax"): 109.96 * 1.05,
+    ("triton", "4096x131072 bfloat16 k=5 softmax"): 22.72 * 1.05,
+    ("triton_filtered", "65536x1000 float32 k=5 softmax"): 77.66 * 1.05,
+    ("triton_filtered", "4096x131072 bfloat16 k=5 softmax"): 9.98 * 1.05,
 }
 
 

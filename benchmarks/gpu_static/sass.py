@@ -9,8 +9,8 @@ each kernel and reports:
   skipped, e.g. no candidate beats the threshold) and its longest acyclic iteration;
 * the fixed cost: the cheapest path from entry to EXIT outside the hot loop (prologue, epilogue,
   per-row work); when the kernel has no hot loop, the whole cheapest path is fixed cost;
-* per element: (fixed + iterations x hot loop + expected rare iterations x (longest - cheapest
-  iteration)) / elements per thread, with the launch's numbers (e.g. how often a streaming top-k
+* per element: (fixed + iterations x hot loop + expected rare iterations x (exact path - cheapest
+  iteration) + expected further inner-loop trips x one trip) / elements per thread, with the launch's numbers (e.g. how often a streaming top-k
   takes its exact path; the caller models that);
 * MUFU (``MUFU.EX2`` etc.) per element on the same path, global load widths on it,
   registers, local memory (``LOCAL`` bytes, ``STL``/``LDL``), and waves on the SMs of an H100.
@@ -296,6 +296,7 @@ class KernelSass:
     hot: PathCount | None   # cheapest iteration of the hot loop
     hot_max: int | None     # longest acyclic iteration of the hot loop
     hot_rare: int | None    # cheapest iteration that runs one trip of an inner loop (an exact path)
+    inner_trip: int | None  # one more trip of that inner loop (e.g. one more top-k insertion)
     fixed: PathCount        # cheapest entry -> EXIT outside the hot loop
     fixed_max: int          # longest acyclic entry -> EXIT (every branch once, loops once)
     other_loops: list[int]  # iteration sizes of the other loops (cheapest)
@@ -305,9 +306,10 @@ def _size(blocks, ids):
     return sum(blocks[b].end - blocks[b].start for b in ids)
 
 
-def _one_inner_trip(blocks, hot: Loop, all_loops: list[Loop]) -> int | None:
-    """Cheapest hot-loop iteration that enters one inner loop and runs its body once (e.g. a
-    streaming top-k's exact path with one insertion); None without inner loops."""
+def _one_inner_trip(blocks, hot: Loop, all_loops: list[Loop]) -> tuple[int, int] | None:
+    """(cheapest hot-loop iteration that enters one inner loop and runs its body once, e.g. a
+    streaming top-k's exact path with one insertion; the cheapest trip of that inner loop's body);
+    None without inner loops."""
     best = None
     for lp in all_loops:
         if not (hot.header < lp.header <= lp.latch < hot.latch):
@@ -321,7 +323,8 @@ def _one_inner_trip(blocks, hot: Loop, all_loops: list[Loop]) -> int | None:
         if not out:
             continue
         n = _size(blocks, to_inner) + _size(blocks, body) - _size(blocks, [lp.header]) + _size(blocks, out)
-        best = n if best is None else min(best, n)
+        if best is None or n < best[0]:
+            best = (n, _size(blocks, body))
     return best
 
 
@@ -345,20 +348,22 @@ def analyze_function(name, instrs, labels, res) -> KernelSass:
         full = _path(blocks, 0, last, 0, exits)
     full_max = _path(blocks, 0, last, 0, exits, best=max)
     fixed = PathCount.of(instrs, blocks, full)
-    hot_max = hot_rare = None
+    hot_max = hot_rare = inner_trip = None
     if hot is not None:
         lp, hc = hot
         if lp.header in full:
             fixed = fixed - hc
         hm = _path(blocks, lp.header, lp.latch, lp.header, lambda b: b == lp.latch, best=max)
         hot_max = sum(blocks[b].end - blocks[b].start for b in hm)
-        hot_rare = _one_inner_trip(blocks, lp, [x for x, _ in iters])
+        one = _one_inner_trip(blocks, lp, [x for x, _ in iters])
+        if one is not None:
+            hot_rare, inner_trip = one
     r = res.get(name, {})
     return KernelSass(
         name=name, instructions=len(instrs), registers=r.get("REG", 0), local_bytes=r.get("LOCAL", 0),
         shared_bytes=r.get("SHARED", 0),
         spills=sum(1 for i in instrs if i.op in ("STL", "LDL")),
-        hot=hot[1] if hot else None, hot_max=hot_max, hot_rare=hot_rare, fixed=fixed,
+        hot=hot[1] if hot else None, hot_max=hot_max, hot_rare=hot_rare, inner_trip=inner_trip, fixed=fixed,
         fixed_max=sum(blocks[b].end - blocks[b].start for b in full_max),
         other_loops=[c.instructions for lp, c in iters if hot is None or lp is not hot[0]],
     )
@@ -391,6 +396,7 @@ class Launch:
     elems_per_iter: int        # logits elements one program reads per hot-loop iteration
     elem_bytes: int
     rare_iters: float = 0.0    # expected iterations per program that take the hot loop's longest path
+    extra_trips: float = 0.0   # expected inner-loop trips per program beyond one per rare iteration
 
 
 @dataclasses.dataclass
@@ -400,6 +406,7 @@ class Cost:
     hot_max_per_elem: float | None
     hot_rare_per_elem: float | None   # the exact path (one inner-loop trip) per element
     rare_iters: float
+    extra_trips: float
     fixed_per_program: int
     fixed_per_row: float
     all_in_per_elem: float
@@ -428,6 +435,8 @@ def cost(k: KernelSass, launch: Launch) -> Cost:
     if k.hot is not None:
         rare = k.hot_rare if k.hot_rare is not None else k.hot_max
         total += min(launch.rare_iters, it) * (rare - k.hot.instructions)
+        if k.inner_trip is not None:
+            total += launch.extra_trips * k.inner_trip
     ex2 = k.fixed.mufu.get("MUFU.EX2", 0) + it * (k.hot.mufu.get("MUFU.EX2", 0) if k.hot else 0)
     loads = Counter(k.fixed.loads)
     if k.hot:
@@ -441,6 +450,7 @@ def cost(k: KernelSass, launch: Launch) -> Cost:
         hot_max_per_elem=k.hot_max / per_iter if per_iter else None,
         hot_rare_per_elem=rare / per_iter if per_iter and rare is not None else None,
         rare_iters=float(min(launch.rare_iters, it)),
+        extra_trips=float(launch.extra_trips if k.hot is not None and k.inner_trip is not None else 0.0),
         fixed_per_program=k.fixed.instructions,
         fixed_per_row=k.fixed.instructions / launch.rows_per_program,
         all_in_per_elem=total / e_thread,

@@ -55,9 +55,20 @@ def exact_tiles(tiles: int, tile: int, k: int, rows: int = 1) -> float:
     return total
 
 
+def insertions(tiles: int, tile: int, k: int, rows: int = 1) -> float:
+    """Expected top-k insertions (inner-loop trips) of a streaming top-k per program, for i.i.d.
+    logits: the first tile inserts min(k, tile) values; tile t >= 2 holds k/t of the k largest of
+    the first t tiles on average (each of them is in tile t with probability 1/t). With several rows
+    per program a trip serves every row at once: rows x k/t (at most k) is an upper bound."""
+    total = float(min(k, tile))
+    for t in range(2, tiles + 1):
+        total += min(float(min(k, tile)), rows * k / t)
+    return total
+
+
 def _stream_shape(name, kw, n, c, k):
     """(rows per program, hot-loop iterations, elements per program, elements per iteration,
-    expected exact-path iterations) of a launch. The masked tail tile, where a kernel has one after
+    expected exact-path iterations, expected top-k insertions) of a launch. The masked tail tile, where a kernel has one after
     its loop, counts as one more iteration."""
     if name == "_topk_stats_kernel":
         r, t = kw["BLOCK_R"], kw["BLOCK_C"]
@@ -66,7 +77,8 @@ def _stream_shape(name, kw, n, c, k):
     else:
         raise KeyError(name)
     iters = -(-c // t)
-    return r, iters, r * c, r * t, exact_tiles(iters, min(t, c), min(k, c), r)
+    kk = min(k, c)
+    return r, iters, r * c, r * t, exact_tiles(iters, min(t, c), kk, r), insertions(iters, min(t, c), kk, r)
 
 
 @dataclasses.dataclass
@@ -106,7 +118,7 @@ def analyze(case: Case) -> list[dict]:
     for kernel, grid, args, kw in launches:
         name = kernel.__name__
         try:
-            rpp, iters, elems, per_iter, rare = _stream_shape(name, kw, case.n, case.c, kw.get("K", case.k))
+            rpp, iters, elems, per_iter, rare, trips = _stream_shape(name, kw, case.n, case.c, kw.get("K", case.k))
         except KeyError:
             continue  # merge / small helper kernels: not on the logits stream
         ck = compile_launch(kernel, args, kw)
@@ -115,6 +127,7 @@ def analyze(case: Case) -> list[dict]:
         launch = sass.Launch(grid=int(torch.tensor(grid).prod()), num_warps=nw, shared_bytes=ck.metadata.shared,
                              elems_per_program=elems, rows_per_program=rpp, hot_iters=iters,
                              elems_per_iter=per_iter, rare_iters=rare,
+                             extra_trips=max(0.0, trips - min(rare, iters)),
                              elem_bytes=x.element_size())
         cst = sass.cost(info, launch)
         stream = info.hot.loads if info.hot else info.fixed.loads

@@ -417,3 +417,19 @@ def test_filtered_bf16_word_loads(shape, tiles):
         ts = t.clamp(max=xs.shape[1] - 1)
         out = filtered_topk_stats(xs, 5, ts, rng, lab, None, True, **tiles)
         assert_matches(out, reference.topk_stats(xs, 5, ts, rng, lab), 5, n)
+
+
+@pytest.mark.parametrize("k", [1, 5, 8])
+def test_filtered_bf16_packed_keys_ties_signed_zeros_and_ascending_rows(k):
+    # bf16 tiles after the first take the packed (order key | column) insertion: ties resolve to
+    # the lower index, -0.0 ties +0.0, -inf never enters once k finite values are held
+    n, c = 6, 160
+    g = torch.Generator().manual_seed(k)
+    vals = torch.tensor([-0.0, 0.0, 1.0, -1.0, 2.0, 0.5, float("-inf")])
+    x = vals[torch.randint(0, len(vals), (n, c), generator=g)].to(torch.bfloat16)
+    x[4] = torch.arange(c, dtype=torch.float32).to(torch.bfloat16)  # ascending: many insertions
+    x[5, ::2] = -0.0
+    x[5, 1::2] = 0.0
+    for kw in (dict(tile_c=16, tile_rep=2), {}):
+        out = filtered_topk_stats(x, k, None, None, None, None, True, **kw)
+        assert_matches(out, reference.topk_stats(x, k, None, None, None, None, True), k, n)

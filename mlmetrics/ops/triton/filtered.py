@@ -4,10 +4,10 @@ Same answers as :mod:`.topk_stats` (same rank keys, same top-k buffer and output
 cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` rows:
 
 * one NaN-propagating float max per element gives the tile max; the tile is *admitted* (the
-  exact path below runs) only when that max can enter the running top-k (``!(max < v_k)``, v_k =
-  the k-th best value so far; NaN is always admitted) or exceeds the softmax reference by more
-  than ``SLACK_X`` = 22 nats. Otherwise no order keys, no 64-bit keys and no cross-lane work besides
-  that one max;
+  exact path below runs) only when that max can enter the running top-k (v_k = the k-th best
+  value so far; NaN is always admitted) or reaches the softmax reference plus ``SLACK_X`` = 22
+  nats: one compare, ``!(max < min(v_k, r + SLACK_X))``. Otherwise no order keys, no 64-bit keys
+  and no cross-lane work besides that one max;
 * softmax sums are kept per element slot ([BLOCK_R, TILE_REP, TILE_C] accumulators, FFMA chains)
   relative to a row reference ``r`` that moves only on admitted tiles: no per-tile reductions
   and no rescaling exp on the common path, so exactly one ``exp2`` per element
@@ -18,8 +18,10 @@ cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` row
   exact max;
 * the exact path (admitted tiles, always including a row's first tile) moves the reference when
   the tile max is 22 nats above it and inserts the tile's values that beat the buffer's minimum,
-  best first: by float compares and column searches (one pass per insertion), or by int32 order
-  keys when the tile holds a NaN;
+  best first, once every row's k-th best is above -inf: bf16 by int32 order keys with the tile
+  column in their 16 zero low bits (one integer max per insertion), other types by float compares
+  and tile-local column searches; else (a row's first values, -inf, a NaN in the tile) by int32
+  order keys and column searches;
 * bf16 rows with an even stride are read as 32-bit words (two values per word, 2 integer ops);
 * ``ROW_ALIGN`` / ``C_ALIGN`` (set by the host when the row stride / C is a multiple of the
   vector width) let the compiler emit 128-bit loads.
@@ -43,63 +45,83 @@ def _max_nan(a, b):
 
 
 @triton.jit
-def _insert_by_values(x, tm, cols, C, buf, thr):
-    """Insert the values of a NaN-free tile x [R, REP, TC] (columns ``cols``, tile max ``tm`` [R]) that
-    beat the buffer's minimum ``thr``, best first: the best value's lowest column (ties: lower
-    index; -0.0 == +0.0 as in the order keys), then that column reads -inf. Once -inf is the best
-    left, the next -inf of the original tile in column order is taken (real columns only)."""
+def _insert_by_values(x, tm, tcols, start, buf, thr):
+    """Insert the values of a NaN-free tile x [R, REP, TC] (columns ``start + tcols``, tile max ``tm``
+    [R]) that beat the buffer's minimum ``thr``, best first: the best value's lowest column (ties:
+    lower index; -0.0 == +0.0 as in the order keys), then that column reads -inf. Every row's k-th
+    best value is above -inf (the caller checks), so a value of -inf (or a padding column) never
+    enters and the search stops at the first value below it. Columns are searched tile-local."""
     KEY_MIN: tl.constexpr = -9223372036854775808
     BIG: tl.constexpr = 2147483647
     m = tm
-    col = tl.min(tl.min(tl.where(x == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-    key = rank_key(order_key(m), col)
+    col = tl.min(tl.min(tl.where(x == m[:, None, None], tcols[None, :, :], BIG), 2), 1)
+    key = rank_key(order_key(m), start + col)
     go = key > thr
-    last_inf = tl.full(m.shape, -1, tl.int32)  # last -inf column taken
     xs = x
     n_go = tl.sum(go.to(tl.int32), 0)
     while n_go > 0:
         buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
         thr = tl.where(go, tl.min(buf, 1), thr)
-        last_inf = tl.where(go & (m == float("-inf")), col, last_inf)
-        xs = tl.where(go[:, None, None] & (cols[None, :, :] == col[:, None, None]), float("-inf"), xs)
+        xs = tl.where(go[:, None, None] & (tcols[None, :, :] == col[:, None, None]), float("-inf"), xs)
         m = tl.max(tl.max(xs, 2), 1)
         thr_ok = (thr >> 32).to(tl.int32)
         v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
         go = go & ~(m < v_k)  # can the next value still enter? (else no column search)
         if tl.max(go.to(tl.int32), 0) == 0:
-            col = tl.full(m.shape, BIG, tl.int32)
-        elif tl.max((m == float("-inf")).to(tl.int32), 0) > 0:
-            real_inf = (x == float("-inf")) & (cols[None, :, :] > last_inf[:, None, None]) & (cols < C)[None, :, :]
-            col_inf = tl.min(tl.min(tl.where(real_inf, cols[None, :, :], BIG), 2), 1)
-            col_fin = tl.min(tl.min(tl.where(xs == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-            col = tl.where(m == float("-inf"), col_inf, col_fin)
+            col = tl.full(m.shape, 0, tl.int32)
         else:
-            col = tl.min(tl.min(tl.where(xs == m[:, None, None], cols[None, :, :], BIG), 2), 1)
-        key = tl.where(go & (col != BIG), rank_key(order_key(m), col), KEY_MIN)  # BIG: nothing left
+            col = tl.min(tl.min(tl.where(xs == m[:, None, None], tcols[None, :, :], BIG), 2), 1)
+        key = tl.where(go, rank_key(order_key(m), start + col), KEY_MIN)
         go = key > thr
         n_go = tl.sum(go.to(tl.int32), 0)
     return buf, thr
 
 
 @triton.jit
-def _insert_by_keys(x, cols, buf, thr):
-    """Insert the keys of tile x [R, REP, TC] that beat the buffer's minimum ``thr``, best first, by
-    int32 order keys (any values, NaN included); taken columns read as INT32_MIN."""
+def _insert_by_packed_keys(x, tcols, start, buf, thr, LOW_BITS: tl.constexpr):
+    """``_insert_by_values`` for values read from a 16-bit type (the low ``LOW_BITS`` bits of their
+    float32 are zero: 16 for bf16, 13 for fp16; the tile has at most 2^LOW_BITS columns): the int32
+    order key with the tile column in its low bits, ``order_key(x) | (LOW - tcol)``, orders the tile
+    like the rank keys, so one integer max per insertion finds both the value and its column."""
     KEY_MIN: tl.constexpr = -9223372036854775808
-    BIG: tl.constexpr = 2147483647
-    ok = order_key(x)
-    m_ok = tl.max(tl.max(ok, 2), 1)
-    col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], cols[None, :, :], BIG), 2), 1)
-    key = rank_key(m_ok, col)
+    LOW: tl.constexpr = (1 << LOW_BITS) - 1
+    b = x.to(tl.int32, bitcast=True)
+    mag = b & 0x7FFFFFFF
+    pk = tl.where(b < 0, -mag, mag) | (LOW - tcols[None, :, :])  # NaN-free: order_key(x) | column
+    best = tl.max(tl.max(pk, 2), 1)
+    key = rank_key(best & ~LOW, start + (LOW - (best & LOW)))
     go = key > thr
     n_go = tl.sum(go.to(tl.int32), 0)
     while n_go > 0:
         buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
         thr = tl.where(go, tl.min(buf, 1), thr)
-        ok = tl.where(go[:, None, None] & (cols[None, :, :] == col[:, None, None]), _INT32_MIN, ok)
+        pk = tl.where(go[:, None, None] & (pk == best[:, None, None]), _INT32_MIN, pk)
+        best = tl.max(tl.max(pk, 2), 1)
+        key = tl.where(go, rank_key(best & ~LOW, start + (LOW - (best & LOW))), KEY_MIN)
+        go = key > thr
+        n_go = tl.sum(go.to(tl.int32), 0)
+    return buf, thr
+
+
+@triton.jit
+def _insert_by_keys(x, tcols, start, buf, thr):
+    """Insert the keys of tile x [R, REP, TC] (columns ``start + tcols``) that beat the buffer's minimum ``thr``, best first, by
+    int32 order keys (any values, NaN included); taken columns read as INT32_MIN."""
+    KEY_MIN: tl.constexpr = -9223372036854775808
+    BIG: tl.constexpr = 2147483647
+    ok = order_key(x)
+    m_ok = tl.max(tl.max(ok, 2), 1)
+    col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], tcols[None, :, :], BIG), 2), 1)
+    key = rank_key(m_ok, start + col)
+    go = key > thr
+    n_go = tl.sum(go.to(tl.int32), 0)
+    while n_go > 0:
+        buf = tl.where((buf == thr[:, None]) & go[:, None], key[:, None], buf)
+        thr = tl.where(go, tl.min(buf, 1), thr)
+        ok = tl.where(go[:, None, None] & (tcols[None, :, :] == col[:, None, None]), _INT32_MIN, ok)
         m_ok = tl.max(tl.max(ok, 2), 1)
-        col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], cols[None, :, :], BIG), 2), 1)
-        key = tl.where(m_ok == _INT32_MIN, KEY_MIN, rank_key(m_ok, col))  # nothing left
+        col = tl.min(tl.min(tl.where(ok == m_ok[:, None, None], tcols[None, :, :], BIG), 2), 1)
+        key = tl.where(m_ok == _INT32_MIN, KEY_MIN, rank_key(m_ok, start + col))  # nothing left
         go = key > thr
         n_go = tl.sum(go.to(tl.int32), 0)
     return buf, thr
@@ -119,14 +141,16 @@ def _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET: tl.c
 
 
 @triton.jit
-def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt, t_ok, t_safe,
-          xw_ptr, row_off_w, wcols,
+def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt, t_ok,
+          t_safe, xw_ptr, row_off_w, wcols,
           MASKED: tl.constexpr, BF16_PAIRS: tl.constexpr, HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr,
-          WITH_SOFTMAX: tl.constexpr):
-    """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``cols`` [TILE_REP, TILE_C]) into its rows' state."""
-    KEY_MIN: tl.constexpr = -9223372036854775808
+          WITH_SOFTMAX: tl.constexpr, LOW_BITS: tl.constexpr):
+    """Fold one [BLOCK_R, TILE_REP, TILE_C] tile (columns ``start + tcols``, tcols [TILE_REP, TILE_C])
+    into its rows' state. ``lim`` = min(v_k, r + SLACK_X) [R] (v_k: the k-th best value so far, -inf
+    until k are seen): a tile whose max is below it changes no top-k and moves no reference."""
     LOG2E: tl.constexpr = 1.4426950408889634
     SLACK_X: tl.constexpr = 22.0  # nats the softmax reference may trail the running row max
+    cols = start + tcols
     if MASKED:
         x = _load_masked(x_ptr, row_off, stride_c, subset_ptr, cols, C, HAS_SUBSET)
     elif BF16_PAIRS:
@@ -143,9 +167,20 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
             src = cols
         x = tl.load(x_ptr + row_off[:, None, None] + src[None, :, :] * stride_c).to(tl.float32)
     tm = tl.reduce(tl.reduce(x, 1, _max_nan), 1, _max_nan)  # [R], NaN when the tile holds one
-    need = (~(tm < v_k)) | (tm > r + SLACK_X)
-    if tl.max(need.to(tl.int32), 0) > 0:
-        # ---- exact path (rare after a row's first tiles)
+    need = ~(tm < lim)  # NaN: always
+    exact = tl.max(need.to(tl.int32), 0) > 0  # the exact path (rare after a row's first tiles)
+    if exact:
+        # by values when the tile is NaN-free and every row's k-th best is above -inf (then no -inf
+        # and no padding column can enter); else by int32 order keys (NaN, -inf, a row's first values)
+        if tl.max(((tm != tm) | (lim == float("-inf"))).to(tl.int32), 0) > 0:  # (lim = -inf iff v_k = -inf)
+            buf, thr = _insert_by_keys(x, tcols, start, buf, thr)
+        elif LOW_BITS > 0:
+            buf, thr = _insert_by_packed_keys(x, tcols, start, buf, thr, LOW_BITS)
+        else:
+            buf, thr = _insert_by_values(x, tm, tcols, start, buf, thr)
+        thr_ok = (thr >> 32).to(tl.int32)
+        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
+        lim = v_k
         if WITH_SOFTMAX:
             r_new = tl.maximum(r, tm)  # (maximum ignores a NaN tm)
             move = r_new > r + SLACK_X
@@ -157,12 +192,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
                 s_acc = a * s_acc
                 q_acc = (a * a) * q_acc
                 r = r_new
-        if tl.max((tm != tm).to(tl.int32), 0) > 0:
-            buf, thr = _insert_by_keys(x, cols, buf, thr)  # a NaN in the tile: int32 order keys
-        else:
-            buf, thr = _insert_by_values(x, tm, cols, C, buf, thr)
-        thr_ok = (thr >> 32).to(tl.int32)
-        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
+            lim = tl.minimum(v_k, r + SLACK_X)
     if WITH_SOFTMAX:
         # e = 2^(x log2e - r log2e) <= 2^32 (one fused multiply-add: x log2e is exact inside it).
         # An entry of -inf adds e = 0 but e * tt = NaN to u: such rows are summed again at the end
@@ -176,7 +206,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, cols, C, buf, thr, v_k, r, s_acc
         okt = order_key(x)
         t_thr = tl.where(cols[None, :, :] < t_safe[:, None, None], t_ok[:, None, None] - 1, t_ok[:, None, None])
         cnt += tl.sum((okt > t_thr).to(tl.int32), 1)
-    return buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt
+    return buf, thr, lim, r, s_acc, u_acc, q_acc, cnt
 
 
 @triton.jit
@@ -187,6 +217,7 @@ def _filtered_kernel(
     K: tl.constexpr, KP: tl.constexpr, BLOCK_R: tl.constexpr, TILE_REP: tl.constexpr, TILE_C: tl.constexpr,
     ROW_ALIGN: tl.constexpr, C_ALIGN: tl.constexpr, BF16_PAIRS: tl.constexpr,
     HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_LABELS: tl.constexpr, WITH_SOFTMAX: tl.constexpr,
+    LOW_BITS: tl.constexpr,
 ):
     KEY_MIN: tl.constexpr = -9223372036854775808
     KEY_MAX: tl.constexpr = 9223372036854775807
@@ -226,7 +257,7 @@ def _filtered_kernel(
     pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
     buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
     thr = tl.min(buf, 1)
-    v_k = tl.full([BLOCK_R], float("-inf"), tl.float32)  # value of the k-th best (-inf until k seen)
+    lim = tl.full([BLOCK_R], float("-inf"), tl.float32)  # min(k-th best value, r + SLACK_X): see _tile
     r = tl.full([BLOCK_R], R_INIT, tl.float32)
     s_acc = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.float32)  # per element slot: FFMA chains
     u_acc = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.float32)
@@ -242,13 +273,14 @@ def _filtered_kernel(
         wt = tcols
     t_full = (C // TILE) * TILE
     for start in range(0, t_full, TILE):
-        buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, start + tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
-            t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
+        buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
+            t_ok, t_safe, xw_ptr, row_off_w, start // 2 + wt, False, BF16_PAIRS, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX,
+            LOW_BITS)
     if t_full < C:
-        buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt = _tile(
-            x_ptr, row_off, stride_c, subset_ptr, t_full + tcols, C, buf, thr, v_k, r, s_acc, u_acc, q_acc, cnt,
-            t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX)
+        buf, thr, lim, r, s_acc, u_acc, q_acc, cnt = _tile(
+            x_ptr, row_off, stride_c, subset_ptr, t_full, tcols, C, buf, thr, lim, r, s_acc, u_acc, q_acc, cnt,
+            t_ok, t_safe, xw_ptr, row_off_w, wt, True, False, HAS_SUBSET, HAS_TARGET, WITH_SOFTMAX, LOW_BITS)
 
     # ---- row statistics (the top-1 key is the row's max in rank order)
     top_ok = (tl.max(tl.where(slots[None, :] < K, buf, KEY_MIN), 1) >> 32).to(tl.int32)
@@ -341,6 +373,9 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
     dense = p.subset is None and logits.stride(1) == 1
     row_align = vec if dense and logits.stride(0) % vec == 0 else 1
     c_align = vec if dense and c % vec == 0 else 1
+    # bf16 values leave the low 16 bits of their float32 zero: room for the tile column (fp16 would
+    # leave 13; not used: at 21841 classes the extra tile of keys spills)
+    low_bits = 16 if logits.dtype == torch.bfloat16 and rep * tc <= (1 << 16) else 0
     with _device_guard(p.dev):
         launch(_filtered_kernel, (triton.cdiv(n, br),),
                logits, logits.stride(0), logits.stride(1), n, c, *p.kernel_args(),
@@ -348,6 +383,6 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
                ROW_ALIGN=row_align, C_ALIGN=c_align,
                BF16_PAIRS=logits.dtype == torch.bfloat16 and row_align > 1 and tc % 2 == 0 and logits.data_ptr() % 4 == 0,
                HAS_SUBSET=p.subset is not None, HAS_TARGET=p.tgt is not None,
-               HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax),
+               HAS_LABELS=p.fused_labels, WITH_SOFTMAX=bool(with_softmax), LOW_BITS=low_bits,
                num_warps=nw)
     return p.finish(logits)
