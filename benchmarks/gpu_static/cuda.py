@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from . import sass
+from .triton import exact_tiles
 
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
@@ -173,9 +174,13 @@ def analyze(case) -> list[dict]:
     inst = kernel_instance(case.backend, case.dtype, plan, case.with_softmax)
     info, merge = _compile((inst,), _sources_digest())[inst]
     rpp, iters, elems, per_iter = _stream_shape(plan, case.c, eb)
+    # expected tiles that take the exact path (i.i.d. logits): a warp runs it when any of its rows
+    # admits the tile (v1 branches per element inside its loop: its exact path is not a tile's)
+    rows_per_warp = max(1, 32 // plan["lanes"]) if plan["layout"] == 0 else 1
+    rare = exact_tiles(iters, max(1, per_iter // rpp), plan["kernel_k"], rows_per_warp) if case.backend == "cuda_v2" else 0.0
     launch = sass.Launch(grid=plan["blocks"], num_warps=plan["threads"] // 32, shared_bytes=0,
                          elems_per_program=elems, rows_per_program=rpp, hot_iters=iters,
-                         elems_per_iter=per_iter, elem_bytes=eb)
+                         elems_per_iter=per_iter, rare_iters=rare, elem_bytes=eb)
     cst = sass.cost(info, launch).as_dict()
     # + the k-round merges: k iterations each, per thread
     e_thread = elems / plan["threads"]
