@@ -269,6 +269,8 @@ def _case(draw):
     rs = np.random.RandomState(seed)
     x = torch.tensor(rs.choice(np.array(pool, dtype=np.float32), size=(n, c)), dtype=torch.float32)
     x = x.to(dtype)
+    if dtype == torch.bfloat16:  # the interpreter widens bf16 subnormals wrongly (2.48e-39 -> 8.08e-39);
+        x = torch.where(x.float().abs() < 2.0 ** -126, torch.zeros_like(x), x)  # the GPU widens them exactly
     t = torch.from_numpy(rs.randint(-1, c + 1, size=n).astype(np.int64)) if draw(st.booleans()) else None
     sizes = rs.randint(0, 4, size=n)
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

@@ -37,7 +37,7 @@ import triton.language as tl
 from .launch import launch
 from .topk_stats import (S_ENTROPY, S_LOG_NORMALIZER, S_LOGSUMEXP, S_NONFINITE, S_NUM, S_SUM_P2, S_TARGET_LOGIT,
                          _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard, _store_topk, order_key,
-                         order_key_value, rank_key)
+                         key_value, rank_key)
 
 @triton.jit
 def _max_nan(a, b):
@@ -65,7 +65,7 @@ def _insert_by_values(x, tm, tcols, start, buf, thr):
         xs = tl.where(go[:, None, None] & (tcols[None, :, :] == col[:, None, None]), float("-inf"), xs)
         m = tl.max(tl.max(xs, 2), 1)
         thr_ok = (thr >> 32).to(tl.int32)
-        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
+        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), key_value(thr_ok))
         go = go & ~(m < v_k)  # can the next value still enter? (else no column search)
         if tl.max(go.to(tl.int32), 0) == 0:
             col = tl.full(m.shape, 0, tl.int32)
@@ -179,7 +179,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, tcols, C, buf, thr, lim, 
         else:
             buf, thr = _insert_by_values(x, tm, tcols, start, buf, thr)
         thr_ok = (thr >> 32).to(tl.int32)
-        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), order_key_value(thr_ok))
+        v_k = tl.where(thr_ok == _INT32_MIN, float("-inf"), key_value(thr_ok))
         lim = v_k
         if WITH_SOFTMAX:
             r_new = tl.maximum(r, tm)  # (maximum ignores a NaN tm)
@@ -287,7 +287,7 @@ def _filtered_kernel(
     nonfinite = (top_ok >= _KEY_POSINF) | (top_ok == _KEY_NEGINF)
     sbase = out_stats_ptr + rows * S_NUM
     if WITH_SOFTMAX:
-        m = order_key_value(top_ok)
+        m = key_value(top_ok)
         s = tl.sum(tl.sum(s_acc, 2), 1)
         u = tl.sum(tl.sum(u_acc, 2), 1)
         q = tl.sum(tl.sum(q_acc, 2), 1)

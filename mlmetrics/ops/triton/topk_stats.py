@@ -67,7 +67,7 @@ def order_key(x):
 
 
 @triton.jit
-def order_key_value(k):
+def key_value(k):
     """Inverse of order_key (NaN keys give a NaN, -0.0 comes back as +0.0)."""
     b = tl.where(k < 0, (-k) | -2147483648, k)
     return b.to(tl.float32, bitcast=True)
@@ -123,7 +123,7 @@ def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
     if WITH_SOFTMAX:
         # online softmax; differences to the max are clamped at -200 (e^-200 is 0 in fp32),
         # which keeps e * d = 0 for -inf entries and for differences that overflow.
-        mt = order_key_value(t_max_ok)
+        mt = key_value(t_max_ok)
         m_new = tl.maximum(m_run, mt)
         ms = tl.where(m_new == float("-inf"), 0.0, m_new)
         dmx = tl.maximum(m_run - ms, -200.0)
