@@ -18,7 +18,7 @@ namespace cuda {
 // exp(x - m) for x - m below this is 0 in float32 (e^-104 is the last subnormal); clamping
 // x - m here turns -inf - m, -inf - (-inf) (NaN) and NaN into an exact 0 contribution
 // (fmaxf returns the non-NaN operand), so the e * d entropy term never becomes 0 * inf.
-constexpr float kDiffFloor = -150.0f;
+constexpr float kExpUnderflow = -150.0f;
 
 // ---------------------------------------------------------------------------------------
 // dtypes: storage type, elements per 128-bit vector, conversion to float (exact)

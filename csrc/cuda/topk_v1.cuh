@@ -58,7 +58,7 @@ struct Acc {
 #pragma unroll
     for (int v = 1; v < V; ++v) cm = fmaxf(cm, x[v]);
     if (cm > m) {  // rescale to the new running max
-      const float d = fmaxf(m - cm, kDiffFloor);
+      const float d = fmaxf(m - cm, kExpUnderflow);
       const float a = __expf(d);
       u = a * fmaf(s, d, u);
       s *= a;
@@ -67,7 +67,7 @@ struct Acc {
     }
 #pragma unroll
     for (int v = 0; v < V; ++v) {
-      const float d = fmaxf(x[v] - m, kDiffFloor);
+      const float d = fmaxf(x[v] - m, kExpUnderflow);
       const float e = __expf(d);
       s += e;
       u = fmaf(e, d, u);
@@ -80,7 +80,7 @@ struct Acc {
 __device__ __forceinline__ void merge_soft(float& m, float& s, float& u, float& q, float m2, float s2, float u2,
                                            float q2) {
   const float mn = fmaxf(m, m2);
-  const float d1 = fmaxf(m - mn, kDiffFloor), d2 = fmaxf(m2 - mn, kDiffFloor);
+  const float d1 = fmaxf(m - mn, kExpUnderflow), d2 = fmaxf(m2 - mn, kExpUnderflow);
   const float a1 = __expf(d1), a2 = __expf(d2);
   u = a1 * fmaf(s, d1, u) + a2 * fmaf(s2, d2, u2);
   s = s * a1 + s2 * a2;

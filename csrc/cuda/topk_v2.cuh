@@ -11,7 +11,7 @@
 //     lane's cm can enter the top-k (!(cm < key_value(thr)); NaN is always admitted) or exceeds
 //     the softmax reference r by more than kSlack nats;
 //   * softmax sums relative to r, shared by the segment: e = 2^(x log2e - r log2e) in one FFMA
-//     and one MUFU.EX2 (argument clamped at kExpFloor so -inf entries add exactly 0), no rescaling.
+//     and one MUFU.EX2 (argument clamped at kExp2Underflow so -inf entries add exactly 0), no rescaling.
 // The exact path (always for a row's first tile): r moves to the segment's max (one rescale),
 // each lane inserts the tile's order keys above thr into its sorted top-K buffer of 32-bit
 // (order key, index) pairs, and the segment's threshold rises to the largest k-th key of its
@@ -32,7 +32,7 @@ namespace v2 {
 constexpr int U = 4;                                // 128-bit vectors (or scalars) per lane per tile
 constexpr float kLog2e = 1.44269502162933349609375f;  // log2(e) rounded to float32 (exact in double)
 constexpr double kLn2 = 0.6931471805599453;
-constexpr float kExpFloor = -150.0f;  // 2^d is 0 in float32 below this; clamps -inf / NaN arguments
+constexpr float kExp2Underflow = -150.0f;  // 2^d is 0 in float32 below this; clamps -inf / NaN arguments
 constexpr float kSlack = 22.0f;       // nats r may trail a tile max: e <= 2^32, sum e^2 finite
 constexpr float kRefInit = -1.0e38f;  // finite: x log2e - r log2e never meets inf - inf
 
@@ -195,7 +195,7 @@ struct Lane {
   // Move the reference up to r_new (>= r): one rescale of the sums.
   __device__ __forceinline__ void move_ref(float r_new) {
     const float rl_new = r_new * kLog2e;
-    const float dl = fmaxf(rl - rl_new, kExpFloor);
+    const float dl = fmaxf(rl - rl_new, kExp2Underflow);
     const float a = exp2f(dl);
     u = a * fmaf(s, dl, u);
     s *= a;
@@ -204,7 +204,7 @@ struct Lane {
     rl = rl_new;
   }
   __device__ __forceinline__ void soft(float x) {
-    const float d = fmaxf(fmaf(x, kLog2e, -rl), kExpFloor);
+    const float d = fmaxf(fmaf(x, kLog2e, -rl), kExp2Underflow);
     const float p = exp2f(d);
     s += p;
     u = fmaf(p, d, u);
@@ -428,7 +428,7 @@ __global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
   float ws = 0.0f, wu = 0.0f, wq = 0.0f;
   const float rl_max = seg_max_f<32>(rl, 0xFFFFFFFFu);
   if (SOFTMAX && have) {  // rescale each warp's sums to the largest reference
-    const float dl = fmaxf(rl - rl_max, kExpFloor);
+    const float dl = fmaxf(rl - rl_max, kExp2Underflow);
     const float a = exp2f(dl);
     ws = a * s_soft[lane][1];
     wu = a * fmaf(s_soft[lane][1], dl, s_soft[lane][2]);
