@@ -8,6 +8,7 @@
 //   short_row.cpp         short_row_topk (n <= kShortRow), rank_few / rank_by_counting
 //   selector.cpp/.h       TopKSelector: the top-k of one row, picking among the above
 //   target_rank.cpp       rank_of (target rank), label_hits
+//   widen.cpp             widen_bf16 / widen_fp16: 16-bit logits to float32
 //   topk_stats.cpp        the op entry topk_stats_cpu and its row loop
 #pragma once
 
@@ -85,6 +86,14 @@ inline void label_hits(const int64_t* ti, int64_t k, const label_t* labels, int6
     for (int64_t j = 0; j < k; ++j) h[j] |= ti[j] == label;
   }
 }
+
+// ---- widen.cpp ---------------------------------------------------------------------------
+// dst[0, n) = src[0, n) as float32, exactly (src: the bits of bf16 / fp16 values; NaN comes out
+// quiet). Rows of 16-bit logits are widened a block of rows at a time, so the vector loads of
+// the row helpers never wait on the stores that made their input.
+using WidenFn = void (*)(const uint16_t* src, int64_t n, float* dst);
+extern const WidenFn widen_bf16;
+extern const WidenFn widen_fp16;
 
 // ---- the k-th largest of 16 values (short rows, group candidates) ------------------------
 // The smallest value with fewer than k values strictly above it (1 <= k <= 16; counting repeats),

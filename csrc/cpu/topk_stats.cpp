@@ -1,6 +1,8 @@
 // CPU kernel of mlmetrics::topk_stats (the op entry topk_stats_cpu): one pass per row, parallel
 // over rows.
 //
+// Rows are read as float32: in place when they are contiguous float32, else converted into a
+// per-thread buffer (contiguous bf16 / fp16 by widen.cpp, a block of short rows at a time).
 // Per row (the row is read from memory once; later passes hit the cache):
 //   1. top-k (TopKSelector, selector.h), ranked by rank_key (ties: lower index):
 //      - rows of C <= 128: a bound from 16 lane maxima, then the few elements above it ranked
@@ -27,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.h"
@@ -40,6 +43,16 @@ namespace {
 // Rows up to 16 KiB are read in place with row i + 1 prefetched while row i is finished (see
 // TopKSelector::prefiltered and softmax_sums), so its read does not wait on L3/DRAM.
 constexpr int64_t kPrefetchBytes = 16384;
+// Contiguous 16-bit rows are widened to float32 (widen.cpp) up to this many values at a time:
+// short rows in blocks of rows, so each row's helpers read floats stored long before.
+constexpr int64_t kWidenBlock = 4096;
+
+template <typename T>
+WidenFn widen_for() {
+  if (std::is_same<T, c10::BFloat16>::value) return widen_bf16;
+  if (std::is_same<T, c10::Half>::value) return widen_fp16;
+  return nullptr;
+}
 
 template <typename T>
 inline float to_float(T v) {
@@ -49,16 +62,19 @@ inline float to_float(T v) {
 template <typename scalar_t, typename label_t>
 void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset, int64_t c, const int64_t* target,
                      const int64_t* ranges, const label_t* labels, int64_t num_labels, bool with_softmax,
-                     float* topk_logits, int64_t* topk_indices, bool* hits, float* row_stats, int64_t* target_rank) {
+                     bool topk_probs, float* topk_logits, int64_t* topk_indices, bool* hits, float* row_stats, int64_t* target_rank) {
   const int64_t n = logits.size(0);
   const int64_t rs = logits.stride(0), cs = logits.stride(1);
   const scalar_t* base = logits.const_data_ptr<scalar_t>();
   const bool direct = std::is_same<scalar_t, float>::value && cs == 1 && subset == nullptr;
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(c, 1));
+  // rows per thread at least: ~16k elements of work, counting ~32 elements of fixed cost per row
+  const int64_t grain = std::max<int64_t>(1, 16384 / (c + 32));
   const bool prefetch_next = direct && c * 4 <= kPrefetchBytes;
+  const WidenFn widen = cs == 1 && subset == nullptr ? widen_for<scalar_t>() : nullptr;
+  const int64_t block_rows = widen != nullptr ? std::max<int64_t>(1, kWidenBlock / std::max<int64_t>(c, 1)) : 1;
 
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer(direct ? 0 : c);
+    std::vector<float> buffer(direct ? 0 : block_rows * c);
     std::vector<uint64_t> keys(k);
     TopKSelector selector(k);
     for (int64_t i = begin; i < end; ++i) {
@@ -66,6 +82,18 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
       const float* x;
       if (direct) {
         x = reinterpret_cast<const float*>(src);
+      } else if (widen != nullptr) {
+        const int64_t r = (i - begin) % block_rows;
+        if (r == 0) {  // widen this row and the next ones of the block
+          const int64_t rows = std::min(block_rows, end - i);
+          const uint16_t* bits = reinterpret_cast<const uint16_t*>(src);
+          if (rs == c) {
+            widen(bits, rows * c, buffer.data());
+          } else {
+            for (int64_t b = 0; b < rows; ++b) widen(bits + b * rs, c, buffer.data() + b * c);
+          }
+        }
+        x = buffer.data() + r * c;
       } else {
         if (subset != nullptr) {
           for (int64_t j = 0; j < c; ++j) buffer[j] = to_float(src[subset[j] * cs]);
@@ -103,6 +131,12 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
         st[kStatEntropy] = static_cast<float>(log_s - sums.u / sums.s);
         st[kStatSumP2] = static_cast<float>(sums.q / (sums.s * sums.s));
       }
+      if (topk_probs) {  // softmax_topk: the top-k logits become probabilities in place (NaN if nonfinite)
+        const double shift = top, log_norm = st[kStatLogNormalizer];
+        for (int64_t j = 0; j < k; ++j) {
+          tl[j] = static_cast<float>(std::exp((static_cast<double>(tl[j]) - shift) - log_norm));
+        }
+      }
       st[kStatTargetLogit] = nan;
       if (target != nullptr) {
         const int64_t t = target[i];
@@ -127,10 +161,12 @@ void topk_stats_rows(const at::Tensor& logits, int64_t k, const int64_t* subset,
 
 std::string cpu_isa() { return cpu::isa_name(cpu::isa()); }
 
-TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
-                               const std::optional<at::Tensor>& label_ranges,
-                               const std::optional<at::Tensor>& labels,
-                               const std::optional<at::Tensor>& class_subset, bool with_softmax) {
+namespace {
+
+// topk_stats_cpu; topk_probs: the top-k values come out as softmax probabilities (softmax_topk).
+TopKStatsResult topk_stats_impl(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                                const std::optional<at::Tensor>& label_ranges, const std::optional<at::Tensor>& labels,
+                                const std::optional<at::Tensor>& class_subset, bool with_softmax, bool topk_probs) {
   check_topk_stats_inputs(logits, k, target, label_ranges, labels, class_subset);
   TORCH_CHECK(logits.device().is_cpu(), "mlmetrics: topk_stats_cpu needs CPU tensors");
   const int64_t n = logits.size(0);
@@ -160,7 +196,7 @@ TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::o
         logits, k, subset.defined() ? subset.const_data_ptr<int64_t>() : nullptr, c,
         tgt.defined() ? tgt.const_data_ptr<int64_t>() : nullptr, rng.defined() ? rng.const_data_ptr<int64_t>() : nullptr,
         lab.defined() ? lab.const_data_ptr<label_t>() : nullptr, lab.defined() ? lab.numel() : 0, with_softmax,
-        topk_logits.mutable_data_ptr<float>(), topk_indices.mutable_data_ptr<int64_t>(),
+        topk_probs, topk_logits.mutable_data_ptr<float>(), topk_indices.mutable_data_ptr<int64_t>(),
         rng.defined() ? hits.mutable_data_ptr<bool>() : nullptr, row_stats.mutable_data_ptr<float>(),
         tgt.defined() ? target_rank.mutable_data_ptr<int64_t>() : nullptr);
   };
@@ -180,24 +216,20 @@ TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::o
   return {topk_logits, topk_indices, hits, row_stats, target_rank};
 }
 
-// softmax_topk: topk_stats, then the k logits of each row turned into probabilities in place,
-// exp((x - max_logit) - log_normalizer) in double (one pass over N x k, no temporaries).
+}  // namespace
+
+TopKStatsResult topk_stats_cpu(const at::Tensor& logits, int64_t k, const std::optional<at::Tensor>& target,
+                               const std::optional<at::Tensor>& label_ranges,
+                               const std::optional<at::Tensor>& labels,
+                               const std::optional<at::Tensor>& class_subset, bool with_softmax) {
+  return topk_stats_impl(logits, k, target, label_ranges, labels, class_subset, with_softmax, false);
+}
+
+// softmax_topk: topk_stats with the k logits of each row turned into probabilities as the row is
+// finished, exp((x - max_logit) - log_normalizer) in double.
 std::tuple<at::Tensor, at::Tensor> softmax_topk_cpu(const at::Tensor& logits, int64_t k) {
-  TopKStatsResult s = topk_stats_cpu(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true);
-  at::Tensor probs = std::get<0>(s);
-  const float* st = std::get<3>(s).const_data_ptr<float>();
-  float* p = probs.mutable_data_ptr<float>();
-  const int64_t n = probs.size(0);
-  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / k), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const double shift = st[i * kNumStats + kStatMaxLogit];
-      const double log_norm = st[i * kNumStats + kStatLogNormalizer];
-      for (int64_t j = i * k; j < (i + 1) * k; ++j) {
-        p[j] = static_cast<float>(std::exp((static_cast<double>(p[j]) - shift) - log_norm));
-      }
-    }
-  });
-  return {probs, std::get<1>(s)};
+  TopKStatsResult s = topk_stats_impl(logits, k, std::nullopt, std::nullopt, std::nullopt, std::nullopt, true, true);
+  return {std::get<0>(s), std::get<1>(s)};
 }
 
 }  // namespace mlmetrics

@@ -47,6 +47,28 @@ def test_long_rows_and_large_k(c, k):
 
 
 @needs_ext
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_16bit_rows_widen_exactly(dtype):
+    """Every bit pattern of the 16-bit type (NaNs, infs, subnormals, -0.0) ranks and reads back as
+    its float32 does: contiguous rows, rows with padding (stride > C), short rows in blocks."""
+    bits = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)
+    x16 = bits.view(dtype)[torch.randperm(65536, generator=torch.Generator().manual_seed(1))]
+    padded = torch.zeros(64, 1030, dtype=dtype)
+    padded[:, 3:1027] = x16.view(64, 1024)
+    for rows, k in ((x16.view(64, 1024), 1024), (padded[:, 3:1027], 1000), (x16[:65530].view(6553, 10), 10),
+                    (x16.view(4096, 16)[:, 1:13], 7)):
+        want = torch.ops.mlmetrics.topk_stats(rows.float(), k, None, None, None, None, True)
+        got = torch.ops.mlmetrics.topk_stats(rows, k, None, None, None, None, True)
+        assert torch.equal(got[1], want[1])
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(got[3], want[3], rtol=0, atol=0, equal_nan=True)
+        probs, idx = torch.ops.mlmetrics.softmax_topk(rows, min(k, 5))
+        want_p, want_i = torch.ops.mlmetrics.softmax_topk(rows.float(), min(k, 5))
+        assert torch.equal(idx, want_i)
+        torch.testing.assert_close(probs, want_p, rtol=0, atol=0, equal_nan=True)
+
+
+@needs_ext
 def test_ties_resolve_to_lower_index():
     x = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0], [0.0, -0.0, 0.0, -0.0, -1.0]])
     s = mlmetrics.topk_stats(x, 4, target=torch.tensor([4, 3]), backend="cpu")
