@@ -2,24 +2,18 @@
 result as one process (dedupe by sample_index), and plain sums add up across ranks."""
 import math
 import os
-import tempfile
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from tests.distributed import run_ranks, toy_data
 
 N, C = 50, 9
 
 
 def _data():
-    from mlmetrics import LabelSets
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(N, C, generator=g) * 2
-    t = torch.randint(0, C, (N,), generator=g)
-    lists = [sorted({int(t[i]), (int(t[i]) + i) % C}) if i % 4 else [] for i in range(N)]
-    return x, t, LabelSets.from_lists(lists, C)
+    return toy_data(N, C)
 
 
 def _shards(world):
@@ -28,14 +22,6 @@ def _shards(world):
     total = math.ceil(N / world) * world
     idx = list(range(N)) + list(range(total - N))
     return [torch.tensor(idx[r::world]) for r in range(world)]
-
-
-def _run_ranks(worker, world, name, *args):
-    """Spawn ``worker(rank, world, init_file, out_dir, *args)`` on ``world`` processes; each saves
-    ``{name}{rank}.pt``: the list of those results."""
-    with tempfile.TemporaryDirectory() as d:
-        mp.spawn(worker, args=(world, os.path.join(d, "init"), d, *args), nprocs=world, join=True)
-        return [torch.load(os.path.join(d, f"{name}{r}.pt"), weights_only=False) for r in range(world)]
 
 
 def _worker(rank, world, init_file, out_dir):
@@ -70,7 +56,7 @@ def test_two_process_gloo_equals_one_process():
     from mlmetrics.metrics import ClassificationMetrics
 
     world = 2
-    res = _run_ranks(_worker, world, "rank")
+    res = run_ranks(_worker, world, "rank")
 
     x, t, ls = _data()
     shards = _shards(world)
@@ -139,7 +125,7 @@ def test_metrics_built_before_spawn_do_not_share_state():
     for m in metrics.values():
         m.update(torch.zeros(1, C), torch.zeros(1, dtype=torch.int64), sample_index=torch.zeros(1, dtype=torch.int64))
         m.reset()  # state allocated in the parent, as a LightningModule's metric would be
-    res = _run_ranks(_spawned_worker, world, "spawned", metrics)
+    res = run_ranks(_spawned_worker, world, "spawned", metrics)
     x, t, _ = _data()
     import mlmetrics.functional as F
 

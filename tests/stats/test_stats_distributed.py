@@ -2,12 +2,12 @@
 uneven shards and shuffled batch orders give the same replicate sums (bit for bit for the count
 states) and the same intervals."""
 import os
-import tempfile
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from tests.distributed import run_ranks, toy_data
 
 N, C, B = 90, 7, 64
 INTEGER_STATES = ("rows", "scored", "n_target", "correct", "class_count", "class_correct", "bin_count",
@@ -16,13 +16,7 @@ INTEGER_STATES = ("rows", "scored", "n_target", "correct", "class_count", "class
 
 
 def _data():
-    from mlmetrics import LabelSets
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(N, C, generator=g) * 2
-    t = torch.randint(0, C, (N,), generator=g)
-    lists = [sorted({int(t[i]), (int(t[i]) + i) % C}) if i % 4 else [] for i in range(N)]
-    return x, t, LabelSets.from_lists(lists, C)
+    return toy_data(N, C)
 
 
 def _shards(world):
@@ -60,9 +54,7 @@ def _worker(rank, world, init_file, out_dir):
 
 
 def _run(world):
-    with tempfile.TemporaryDirectory() as d:
-        mp.spawn(_worker, args=(world, os.path.join(d, "init"), d), nprocs=world, join=True)
-        return [torch.load(os.path.join(d, f"rank{r}.pt"), weights_only=False) for r in range(world)]
+    return run_ranks(_worker, world, "rank")
 
 
 def _same(a, b):
