@@ -87,10 +87,11 @@ def _stream_shape(name, kw, n, c, k):
 
 def resident_fallback_rate(c: int, k: int, block_r: int, rep: int, lanes: int, vec: int,
                            programs: int = 4000, seed: int = 0) -> float:
-    """Fraction of ``_resident_kernel`` programs that take the exact rounds over the whole row, for
-    i.i.d. normal logits (simulated with the kernel's rule): a row falls back when one of its lanes
-    holds more than 4 groups whose max reaches the k-th largest lane maximum, or the row more than
-    ``lanes``; a program when any of its ``block_r`` rows does."""
+    """Fraction of ``_resident_kernel`` programs (candidate path; DIRECT never falls back on finite
+    rows) that take the exact rounds over the whole row, for i.i.d. normal logits (simulated with
+    the kernel's rule): a row falls back when one of its lanes holds more than 4 groups whose max
+    reaches the k-th largest lane maximum, or the row more than ``lanes``; a program when any of
+    its ``block_r`` rows does."""
     import numpy as np
 
     cp = rep * lanes * vec
@@ -169,7 +170,8 @@ def analyze(case: Case) -> list[dict]:
             # straight-line per-row code: the cheapest path is the common case; the fallback (exact
             # rounds over the row) at its simulated i.i.d. rate, charged at the longest path
             e_thread = elems / (32 * nw)
-            rate = resident_fallback_rate(case.c, kw["K"], kw["BLOCK_R"], kw["REP"], kw["LANES"], kw["VEC"])
+            rate = 0.0 if kw["DIRECT"] else resident_fallback_rate(case.c, kw["K"], kw["BLOCK_R"], kw["REP"],
+                                                                    kw["LANES"], kw["VEC"])
             cst["rare_iters"] = rate
             cst["hot_rare_per_elem"] = info.fixed_max / e_thread
             cst["all_in_per_elem"] += rate * (info.fixed_max - info.fixed.instructions) / e_thread

@@ -446,7 +446,8 @@ def resident_config(c, k, dtype):
 
 def resident_column(rep, lane, v, c, k, dtype):
     """The column a thread holds as (rep, lane, v) in the resident kernel's layout."""
-    _, _, lanes, vec, _ = resident_config(c, k, dtype)
+    _, _, lanes, vec, _, direct, _ = resident_config(c, k, dtype)
+    assert not direct
     return rep * lanes * vec + lane * vec + v
 
 
@@ -459,7 +460,7 @@ def test_resident_path_is_taken_for_rows_that_fit():
     res, tiled = "_resident_kernel", "_filtered_kernel"
     for (c, k, dtype, want) in [(1000, 5, torch.float32, res), (100, 5, torch.float32, res), (2048, 16, torch.float32, res),
                                 (2048, 5, torch.bfloat16, res), (2049, 5, torch.float32, tiled),
-                                (1000, 17, torch.float32, tiled), (10, 5, torch.float32, tiled)]:
+                                (1000, 17, torch.float32, tiled), (10, 5, torch.float32, res)]:
         x = torch.empty((64, c), dtype=dtype, device="meta")
         with recording() as launches:
             filt.topk_stats(x, k)
@@ -470,10 +471,12 @@ def test_resident_path_is_taken_for_rows_that_fit():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("c,k", [(70, 5), (128, 3), (129, 8), (1000, 5), (1000, 8), (2048, 16)])
+@pytest.mark.parametrize("c,k", [(3, 2), (10, 5), (70, 5), (128, 3), (129, 8), (200, 16), (1000, 5), (1000, 8),
+                                 (2048, 16)])
 def test_resident_specials(dtype, c, k):
     # NaN, +-inf, all -inf, -0/+0 ties, rounded and constant rows (candidate overflow by ties), C equal
-    # to the padded row (no padding) and just above half of it, rows past N in the last program
+    # to the padded row (no padding), just above half of it and below half of it (tiny rows), rows
+    # past N in the last program; short rows take the rounds over the whole row (DIRECT)
     n = 9
     x = special_logits(n, c, dtype, seed=c + k)
     t = random_target(n, c, seed=c)
@@ -489,7 +492,7 @@ def test_resident_candidates_crowded_into_lanes(dtype):
     # (fallback), exactly LANES in the row (the capacity), more than LANES (fallback), ties of the
     # k-th value across lanes, and -0.0 / +0.0 among the top values (no fallback: no NaN, no padding)
     c, k = 1000, 5
-    _, _, lanes, vec, _ = resident_config(c, k, dtype)
+    _, _, lanes, vec, _, _, _ = resident_config(c, k, dtype)
     col = lambda rep, lane, v=0: resident_column(rep, lane, v, c, k, dtype)  # noqa: E731
     n = 8
     g = torch.Generator().manual_seed(3)

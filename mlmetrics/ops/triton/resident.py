@@ -20,7 +20,10 @@ lives once per thread and the per-row work is shared by few values:
   selection (k rounds: the largest value, then its lowest column) runs over it only;
 * fallback: a row with more than 4 candidate groups in one lane or more than LANES in all (ties
   at t, rows of -inf), a NaN, or a bound not above the padding value takes the k rounds over its
-  whole row (read again), so the answer never depends on the compaction's capacity;
+  whole row (read again, by order keys), so the answer never depends on the compaction's capacity;
+* rows too short for 2k lanes with 32 values each (C < ~32k; DIRECT) skip the bound: the k rounds
+  run over the whole row (32 values per thread), the fallback only for a NaN or a k-th value at or
+  below the padding value;
 * padding columns (>= C) read as ``PAD`` = -2^100 (finite: they add exactly 0 to the softmax sums
   and keep ``e * log e`` finite); rows where that or the fused exponent cannot work (the max is
   <= PAD, |max| > 1e7, where fl(m log2e) is off by more than 1, or an entry of -inf made
@@ -40,8 +43,10 @@ from .topk_stats import (S_MAX_LOGIT, S_NUM, S_TARGET_LOGIT, _INT32_MIN, _hits_k
 
 #: the largest padded row (power of two) held in registers, by element size
 MAX_COLUMNS = {4: 2048, 2: 2048}
-#: values one thread holds per row (REP * VEC)
+#: values one thread holds per row (REP * VEC), at most
 PER_THREAD = 64
+#: the largest k of this path (the k rounds are unrolled)
+MAX_K = 16
 
 
 @triton.jit
@@ -81,21 +86,27 @@ def _b(a):
 
 
 @triton.jit
-def _select_values(x, ck, rows, smask, out_vals_ptr, out_idx_ptr, sbase, K: tl.constexpr):
-    """Write the k best of a row's candidates, in rank order: ``x`` [G, R, LANES, VEC] float32 values
-    holding every value >= a bound that at least k of them reach (no NaN; -inf: not a candidate),
+def _select_values(x0, ck0, x1, ck1, rows, smask, out_vals_ptr, out_idx_ptr, sbase, K: tl.constexpr):
+    """Write the k best of a row's values x0 and x1 ([G, R, LANES, VEC] float32 each), in rank
+    order, and return the k-th: valid when x0 and x1 hold every value of the row >= a bound that at
+    least k of them reach, with no NaN and the k-th above -inf (-inf: taken or not a value).
     ``ck`` = column * 2 + sign bit (unique per row; ties: lower column). Round j: the largest
     value (-0.0 == +0.0), then its lowest column (the sign bit gives -0.0 back)."""
     BIG: tl.constexpr = 2147483647
+    mv = tl.zeros([x0.shape[1]], tl.float32)
     for j in tl.static_range(K):
-        mv = _row_max(x)
-        c2 = _row_min(tl.where(x == _b(mv), ck, BIG))
-        x = tl.where(ck == _b(c2), float("-inf"), x)
+        mv = _row_max(tl.maximum(x0, x1))
+        mb = _b(mv)
+        c2 = _row_min(tl.minimum(tl.where(x0 == mb, ck0, BIG), tl.where(x1 == mb, ck1, BIG)))
+        cb = _b(c2)
+        x0 = tl.where(ck0 == cb, float("-inf"), x0)
+        x1 = tl.where(ck1 == cb, float("-inf"), x1)
         v = tl.where(mv == 0.0, ((c2 & 1) << 31).to(tl.float32, bitcast=True), mv)
         tl.store(out_vals_ptr + rows * K + j, v, mask=smask)
         tl.store(out_idx_ptr + rows * K + j, (c2 >> 1).to(tl.int64), mask=smask)
         if j == 0:
             tl.store(sbase + S_MAX_LOGIT, v, mask=smask)
+    return mv
 
 
 @triton.jit
@@ -151,7 +162,8 @@ def _resident_kernel(
     x_ptr, stride_r, stride_c, N, C,
     subset_ptr, target_ptr, out_vals_ptr, out_idx_ptr, out_stats_ptr, out_rank_ptr,
     K: tl.constexpr, BLOCK_R: tl.constexpr, REP: tl.constexpr, LANES: tl.constexpr, VEC: tl.constexpr,
-    LOG_LANES: tl.constexpr, ROW_ALIGN: tl.constexpr, C_ALIGN: tl.constexpr,
+    LOG_LANES: tl.constexpr, DIRECT: tl.constexpr, LO_MASKED: tl.constexpr, ROW_ALIGN: tl.constexpr,
+    C_ALIGN: tl.constexpr,
     HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr, WITH_SOFTMAX: tl.constexpr,
 ):
     LOG2E: tl.constexpr = 1.4426950408889634
@@ -172,7 +184,7 @@ def _resident_kernel(
     lane_off = l4 * VEC
     cols0 = h4 * W + v4 + lane_off  # [H, 1, LANES, VEC]
     cols1 = cols0 + H * W
-    x0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, False, HAS_SUBSET)
+    x0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
     x1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True, HAS_SUBSET)
 
     # ---- the row max, from the group (one lane's vector) maxima
@@ -185,12 +197,26 @@ def _resident_kernel(
     if HAS_TARGET:
         tvalid, t_safe, xt = target_logit(target_ptr, rows, rmask, x_ptr, row_off, stride_c, subset_ptr, C,
                                           HAS_SUBSET)
-        t_ok = _b(order_key(xt))
-        ts = _b(t_safe)
-        # key(j) > key(t) <=> ok_j > ok_t, or ok_j == ok_t and j < t (padding: below every key)
-        a0 = order_key(x0) > tl.where(cols0 < ts, t_ok - 1, t_ok)
-        a1 = (tl.where(cols1 < C, order_key(x1), _INT32_MIN) > tl.where(cols1 < ts, t_ok - 1, t_ok))
-        rank = _row_sum(a0.to(tl.int32) + a1.to(tl.int32))
+        # rank = #{j: x_j > x_t} + #{j < t: x_j == x_t}; in floats (-0.0 == +0.0 as in the order
+        # keys) as one count of 2^16 [x_j > x_t] + [x_j >= x_t]: without a NaN, ties of x_t or a
+        # target at or below PAD it is the first count; else by order keys, the row read again
+        xb = _b(xt)
+        both = _row_sum(tl.where(x0 > xb, 65537, tl.where(x0 >= xb, 1, 0)) +
+                        tl.where(x1 > xb, 65537, tl.where(x1 >= xb, 1, 0)))
+        rank = both >> 16
+        exact = tvalid & (((both & 65535) - rank != 1) | (m != m) | ~(xt > PAD_V))
+        if tl.max(exact.to(tl.int32), 0) > 0:
+            # key(j) > key(t) <=> ok_j > ok_t, or ok_j == ok_t and j < t (padding: below every key)
+            y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
+            y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True,
+                            HAS_SUBSET)
+            t_ok = _b(order_key(xt))
+            ts = _b(t_safe)
+            if LO_MASKED:  # (-inf: its index >= C is never below the target's)
+                y0 = tl.where(cols0 < C, y0, float("-inf"))
+            a0 = order_key(y0) > tl.where(cols0 < ts, t_ok - 1, t_ok)
+            a1 = tl.where(cols1 < C, order_key(y1), _INT32_MIN) > tl.where(cols1 < ts, t_ok - 1, t_ok)
+            rank = tl.where(exact, _row_sum(a0.to(tl.int32) + a1.to(tl.int32)), rank)
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
         tl.store(out_rank_ptr + rows, tl.where(tvalid, rank.to(tl.int64), -1), mask=rmask)
     else:
@@ -205,54 +231,60 @@ def _resident_kernel(
         u = _row_sum(tl.fma(e1, tt1, e0 * tt0))
         q = _row_sum(tl.fma(e1, e1, e0 * e0))
 
-    # ---- a lower bound t of the k-th largest value: the k-th largest lane maximum (at least K
-    # values are >= t); ties among lane maxima drop together, which only lowers t
-    t = m
-    cur = lm
-    for j in tl.static_range(1, K):
-        cur = tl.where(cur >= tl.expand_dims(t, 1), float("-inf"), cur)
-        t = tl.max(cur, 1)
-
-    # ---- candidates: the groups whose max is >= t, compacted to one per lane. A thread's flags are
-    # the bits of one word (rep r: bit r): its lowest set bit is the exponent of float(b & -b)
-    # (b < 2^24), b & (b - 1) drops it. Up to 4 per thread and LANES per row (else: fallback).
-    tb = _lanes(t)
-    g0 = tl.arange(0, H)[:, None, None]
-    b = tl.sum(tl.where(gm0 >= tb, 1 << g0, 0) + tl.where(gm1 >= tb, 1 << (g0 + H), 0), 0)  # [R, LANES]
-    b2 = b & (b - 1)
-    b3 = b2 & (b2 - 1)
-    b4 = b3 & (b3 - 1)
-    cnt = (b != 0).to(tl.int32) + (b2 != 0).to(tl.int32) + (b3 != 0).to(tl.int32) + (b4 != 0).to(tl.int32)
-    incl = tl.cumsum(cnt, 1)  # candidates of lanes 0 .. lane
-    n_cand = tl.max(incl, 1)  # [R]
-    fallback = (tl.max(b4 & (b4 - 1), 1) != 0) | (n_cand > LANES) | (m != m) | ~(t > PAD_V)
-    # lane j takes candidate j: from the first lane whose inclusive count exceeds j (binary search
-    # over the lanes by warp shuffles), its (j - exclusive count)-th set bit
-    j = tl.arange(0, LANES)[None, :] + tl.zeros_like(incl)
-    src = tl.zeros_like(incl)
-    for i in tl.static_range(LOG_LANES):
-        step = LANES >> (i + 1)
-        src = tl.where(tl.gather(incl, src + (step - 1), 1) <= j, src + step, src)
-    src = tl.minimum(src, LANES - 1)
-    bs = tl.gather(b, src, 1)
-    r = j - (tl.gather(incl, src, 1) - tl.gather(cnt, src, 1))
-    bs = tl.where(r >= 1, bs & (bs - 1), bs)
-    bs = tl.where(r >= 2, bs & (bs - 1), bs)
-    bs = tl.where(r >= 3, bs & (bs - 1), bs)
-    gid = ((bs & -bs).to(tl.float32).to(tl.int32, bitcast=True) >> 23) - 127
-    use = j < tl.expand_dims(n_cand, 1)
-    ccol = tl.expand_dims(tl.expand_dims(gid * W + src * VEC, 0), 3) + v4  # [1, R, LANES, VEC]
-    cok = tl.expand_dims(tl.expand_dims(use, 0), 3) & (ccol < C)
-    if HAS_SUBSET:
-        csrc = tl.load(subset_ptr + ccol, mask=cok, other=0)
+    if DIRECT:  # short rows: the rounds over the whole row (no bound); NaN, -inf or padding: fallback
+        kth = _select_values(x0, cols0 * 2 + (x0.to(tl.int32, bitcast=True) < 0).to(tl.int32),
+                             x1, cols1 * 2 + (x1.to(tl.int32, bitcast=True) < 0).to(tl.int32),
+                             rows, rmask, out_vals_ptr, out_idx_ptr, sbase, K)
+        fallback = (m != m) | ~(kth > PAD_V)
     else:
-        csrc = tl.multiple_of(ccol, [1, 1, 1, VEC])
-    cx = tl.load(x_ptr + _b(row_off) + csrc * stride_c, mask=cok, other=float("-inf")).to(tl.float32)
-    cx = tl.where(cok, cx, float("-inf"))
-    c_ck = ccol * 2 + (cx.to(tl.int32, bitcast=True) < 0).to(tl.int32)
-    _select_values(cx, c_ck, rows, rmask, out_vals_ptr, out_idx_ptr, sbase, K)
+        # ---- a lower bound t of the k-th largest value: the k-th largest lane maximum (at least K
+        # values are >= t); ties among lane maxima drop together, which only lowers t
+        t = m
+        cur = lm
+        for j in tl.static_range(1, K):
+            cur = tl.where(cur >= tl.expand_dims(t, 1), float("-inf"), cur)
+            t = tl.max(cur, 1)
+
+        # ---- candidates: the groups whose max is >= t, compacted to one per lane. A thread's flags are
+        # the bits of one word (rep r: bit r): its lowest set bit is the exponent of float(b & -b)
+        # (b < 2^24), b & (b - 1) drops it. Up to 4 per thread and LANES per row (else: fallback).
+        tb = _lanes(t)
+        g0 = tl.arange(0, H)[:, None, None]
+        b = tl.sum(tl.where(gm0 >= tb, 1 << g0, 0) + tl.where(gm1 >= tb, 1 << (g0 + H), 0), 0)  # [R, LANES]
+        b2 = b & (b - 1)
+        b3 = b2 & (b2 - 1)
+        b4 = b3 & (b3 - 1)
+        cnt = (b != 0).to(tl.int32) + (b2 != 0).to(tl.int32) + (b3 != 0).to(tl.int32) + (b4 != 0).to(tl.int32)
+        incl = tl.cumsum(cnt, 1)  # candidates of lanes 0 .. lane
+        n_cand = tl.max(incl, 1)  # [R]
+        fallback = (tl.max(b4 & (b4 - 1), 1) != 0) | (n_cand > LANES) | (m != m) | ~(t > PAD_V)
+        # lane j takes candidate j: from the first lane whose inclusive count exceeds j (binary search
+        # over the lanes by warp shuffles), its (j - exclusive count)-th set bit
+        j = tl.arange(0, LANES)[None, :] + tl.zeros_like(incl)
+        src = tl.zeros_like(incl)
+        for i in tl.static_range(LOG_LANES):
+            step = LANES >> (i + 1)
+            src = tl.where(tl.gather(incl, src + (step - 1), 1) <= j, src + step, src)
+        src = tl.minimum(src, LANES - 1)
+        bs = tl.gather(b, src, 1)
+        r = j - (tl.gather(incl, src, 1) - tl.gather(cnt, src, 1))
+        bs = tl.where(r >= 1, bs & (bs - 1), bs)
+        bs = tl.where(r >= 2, bs & (bs - 1), bs)
+        bs = tl.where(r >= 3, bs & (bs - 1), bs)
+        gid = ((bs & -bs).to(tl.float32).to(tl.int32, bitcast=True) >> 23) - 127
+        use = j < tl.expand_dims(n_cand, 1)
+        ccol = tl.expand_dims(tl.expand_dims(gid * W + src * VEC, 0), 3) + v4  # [1, R, LANES, VEC]
+        cok = tl.expand_dims(tl.expand_dims(use, 0), 3) & (ccol < C)
+        if HAS_SUBSET:
+            csrc = tl.load(subset_ptr + ccol, mask=cok, other=0)
+        else:
+            csrc = tl.multiple_of(ccol, [1, 1, 1, VEC])
+        cx = tl.load(x_ptr + _b(row_off) + csrc * stride_c, mask=cok, other=float("-inf")).to(tl.float32)
+        cx = tl.where(cok, cx, float("-inf"))
+        c_ck = ccol * 2 + (cx.to(tl.int32, bitcast=True) < 0).to(tl.int32)
+        _select_values(cx, c_ck, cx, c_ck, rows, rmask, out_vals_ptr, out_idx_ptr, sbase, K)
     if tl.max(fallback.to(tl.int32), 0) > 0:  # exact rounds over the whole row, read again
-        y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, False, HAS_SUBSET)
+        y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
         y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True, HAS_SUBSET)
         ok0, ck0 = _keys(y0, cols0, C)
         ok1, ck1 = _keys(y1, cols1, C)
@@ -265,9 +297,11 @@ def _resident_kernel(
         mr = m
         redo = (m == m) & (tl.abs(m) != float("inf")) & ((m <= PAD_V) | (tl.abs(m) > M_FUSED) | (u != u))
         if tl.max(redo.to(tl.int32), 0) > 0:  # again, relative to the real max
-            y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, False, HAS_SUBSET)
+            y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
             y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True,
                             HAS_SUBSET)
+            if LO_MASKED:
+                y0 = tl.where(cols0 < C, y0, float("-inf"))
             y1 = tl.where(cols1 < C, y1, float("-inf"))
             mr = tl.where(redo, _row_max(_max_nan(y0, y1)), m)
             ms = _b(tl.where((mr == mr) & (tl.abs(mr) != float("inf")), mr, 0.0))
@@ -285,9 +319,11 @@ def _resident_kernel(
         mr = m
         low = (m == m) & (m <= PAD_V)
         if tl.max(low.to(tl.int32), 0) > 0:  # every real value <= PAD: the max of the real columns
-            y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, False, HAS_SUBSET)
+            y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
             y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True,
                             HAS_SUBSET)
+            if LO_MASKED:
+                y0 = tl.where(cols0 < C, y0, float("-inf"))
             mr = tl.where(low, _row_max(_max_nan(y0, tl.where(cols1 < C, y1, float("-inf")))), m)
         nonfinite = (mr != mr) | (tl.abs(mr) == float("inf"))
         lse = tl.full([BLOCK_R], float("nan"), tl.float32)
@@ -298,17 +334,20 @@ def _resident_kernel(
 
 
 def config(c: int, k: int, elem_size: int):
-    """(BLOCK_R, REP, LANES, VEC, LOG_LANES) for rows of c <= MAX_COLUMNS columns, or None when
-    the row does not fit: at least 2k lanes per row (the k-th largest lane maximum leaves few
-    candidates), two vectors per lane."""
+    """(BLOCK_R, REP, LANES, VEC, LOG_LANES, DIRECT, LO_MASKED) for rows of c <= MAX_COLUMNS
+    columns and k <= MAX_K, else None. Rows that leave at least 32 values per thread with 2k lanes
+    per row (the k-th largest lane maximum then leaves few candidates) take the candidate path;
+    shorter rows (DIRECT) take the k rounds over the whole row, with up to 64 values per thread.
+    LO_MASKED: the first half of the padded row is not inside the row (c <= 2 vectors)."""
     vec = 16 // elem_size
-    cp = max(triton.next_power_of_2(c), vec)
-    if cp > MAX_COLUMNS[elem_size]:
+    cp = max(triton.next_power_of_2(c), 2 * vec)
+    if cp > MAX_COLUMNS[elem_size] or k > MAX_K:
         return None
     lanes = max(cp // PER_THREAD, triton.next_power_of_2(2 * k))
-    if lanes > 32 or lanes * vec * 2 > cp:
-        return None
-    return 32 // lanes, cp // (lanes * vec), lanes, vec, lanes.bit_length() - 1
+    direct = lanes > 32 or lanes * vec * 2 > cp or cp // lanes < 32
+    if direct:  # (32 values per thread: the rounds keep the row and its column keys in registers)
+        lanes = max(1, cp // (PER_THREAD // 2))
+    return 32 // lanes, cp // (lanes * vec), lanes, vec, lanes.bit_length() - 1, direct, 2 * c <= cp
 
 
 def fits(c: int, k: int, elem_size: int) -> bool:
@@ -318,7 +357,7 @@ def fits(c: int, k: int, elem_size: int) -> bool:
 def topk_stats(p, logits, with_softmax):
     """Run the resident kernel for a :class:`.topk_stats.Prepared` ``p`` (k <= MAX_FUSED_K, c fits)."""
     n, c, kk = p.n, p.c, p.kk
-    br, rep, lanes, vec, log_lanes = config(c, kk, logits.element_size())
+    br, rep, lanes, vec, log_lanes, direct, lo_masked = config(c, kk, logits.element_size())
     dense = p.subset is None and logits.stride(1) == 1
     row_align = vec if dense and logits.stride(0) % vec == 0 else 1
     c_align = vec if dense and c % vec == 0 else 1
@@ -329,7 +368,8 @@ def topk_stats(p, logits, with_softmax):
                logits, logits.stride(0), logits.stride(1), n, c,
                p.subset if p.subset is not None else d, p.tgt if p.tgt is not None else d,
                p.k_vals, p.k_idx, p.stats, p.rank if p.tgt is not None else d,
-               K=kk, BLOCK_R=br, REP=rep, LANES=lanes, VEC=vec, LOG_LANES=log_lanes,
+               K=kk, BLOCK_R=br, REP=rep, LANES=lanes, VEC=vec, LOG_LANES=log_lanes, DIRECT=direct,
+               LO_MASKED=lo_masked,
                ROW_ALIGN=row_align, C_ALIGN=c_align,
                HAS_SUBSET=p.subset is not None, HAS_TARGET=p.tgt is not None, WITH_SOFTMAX=bool(with_softmax),
                num_warps=1)
