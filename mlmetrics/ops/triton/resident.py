@@ -47,6 +47,8 @@ MAX_COLUMNS = {4: 2048, 2: 2048}
 PER_THREAD = 64
 #: the largest k of this path (the k rounds are unrolled)
 MAX_K = 16
+#: the value padding columns read as: -2^100, exact in float32 and bfloat16, finite
+PAD: tl.constexpr = tl.constexpr(-1.2676506002282294e30)
 
 
 @triton.jit
@@ -110,8 +112,9 @@ def _select_values(x0, ck0, x1, ck1, rows, smask, out_vals_ptr, out_idx_ptr, sba
 
 
 @triton.jit
-def _select_store2(ok0, ck0, ok1, ck1, rows, smask, out_vals_ptr, out_idx_ptr, sbase, K: tl.constexpr):
-    """``_select_store`` over the two halves of a row."""
+def _select_keys(ok0, ck0, ok1, ck1, rows, smask, out_vals_ptr, out_idx_ptr, sbase, K: tl.constexpr):
+    """``_select_values`` by int32 order keys ``ok`` (any values: NaN, -inf; INT32_MIN: not a
+    value) over a whole row: exact for every row."""
     BIG: tl.constexpr = 2147483647
     for j in tl.static_range(K):
         m_ok = _row_max(tl.maximum(ok0, ok1))
@@ -131,9 +134,8 @@ def _select_store2(ok0, ck0, ok1, ck1, rows, smask, out_vals_ptr, out_idx_ptr, s
 def _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, rep_off, C, MASKED: tl.constexpr,
                HAS_SUBSET: tl.constexpr):
     """float32 [H, R, LANES, VEC] at columns ``lane_off + rep_off`` ([1, 1, LANES, 1] + [H, 1, 1, VEC]);
-    with MASKED, columns >= C read as PAD (the low half of a row is always inside it: C > CP / 2).
-    Without a subset the addresses are one base per thread plus constants."""
-    PAD_V: tl.constexpr = -1.2676506002282294e30  # -2^100: exact in float32 and bfloat16
+    with MASKED, columns >= C read as PAD (the low half is inside every row but the tiniest:
+    C > CP / 2). Without a subset the addresses are one base per thread plus constants."""
     cols = lane_off + rep_off
     if HAS_SUBSET:
         ptrs = x_ptr + _b(row_off) + tl.load(subset_ptr + cols, mask=cols < C, other=0) * stride_c
@@ -143,9 +145,9 @@ def _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, rep_off, C, MASKE
         valid = cols < C
         if x_ptr.dtype.element_ty == tl.float16:  # (no float16 for PAD)
             x = tl.load(ptrs, mask=valid).to(tl.float32)
-            x = tl.where(valid, x, PAD_V)
+            x = tl.where(valid, x, PAD)
         else:
-            x = tl.load(ptrs, mask=valid, other=PAD_V).to(tl.float32)
+            x = tl.load(ptrs, mask=valid, other=PAD).to(tl.float32)
     else:
         x = tl.load(ptrs).to(tl.float32)
     return x
@@ -168,7 +170,6 @@ def _resident_kernel(
 ):
     LOG2E: tl.constexpr = 1.4426950408889634
     LOG2E_F: tl.constexpr = 1.44269502162933349609375  # LOG2E as the float32 the kernel multiplies by
-    PAD_V: tl.constexpr = -1.2676506002282294e30
     # |m| up to which the rounding of fl(m log2e) (<= ulp / 2) leaves 2^err finite and small
     M_FUSED: tl.constexpr = 1.0e7
     BIG: tl.constexpr = 2147483647
@@ -204,7 +205,7 @@ def _resident_kernel(
         both = _row_sum(tl.where(x0 > xb, 65537, tl.where(x0 >= xb, 1, 0)) +
                         tl.where(x1 > xb, 65537, tl.where(x1 >= xb, 1, 0)))
         rank = both >> 16
-        exact = tvalid & (((both & 65535) - rank != 1) | (m != m) | ~(xt > PAD_V))
+        exact = tvalid & (((both & 65535) - rank != 1) | (m != m) | ~(xt > PAD))
         if tl.max(exact.to(tl.int32), 0) > 0:
             # key(j) > key(t) <=> ok_j > ok_t, or ok_j == ok_t and j < t (padding: below every key)
             y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
@@ -235,7 +236,7 @@ def _resident_kernel(
         kth = _select_values(x0, cols0 * 2 + (x0.to(tl.int32, bitcast=True) < 0).to(tl.int32),
                              x1, cols1 * 2 + (x1.to(tl.int32, bitcast=True) < 0).to(tl.int32),
                              rows, rmask, out_vals_ptr, out_idx_ptr, sbase, K)
-        fallback = (m != m) | ~(kth > PAD_V)
+        fallback = (m != m) | ~(kth > PAD)
     else:
         # ---- a lower bound t of the k-th largest value: the k-th largest lane maximum (at least K
         # values are >= t); ties among lane maxima drop together, which only lowers t
@@ -257,7 +258,7 @@ def _resident_kernel(
         cnt = (b != 0).to(tl.int32) + (b2 != 0).to(tl.int32) + (b3 != 0).to(tl.int32) + (b4 != 0).to(tl.int32)
         incl = tl.cumsum(cnt, 1)  # candidates of lanes 0 .. lane
         n_cand = tl.max(incl, 1)  # [R]
-        fallback = (tl.max(b4 & (b4 - 1), 1) != 0) | (n_cand > LANES) | (m != m) | ~(t > PAD_V)
+        fallback = (tl.max(b4 & (b4 - 1), 1) != 0) | (n_cand > LANES) | (m != m) | ~(t > PAD)
         # lane j takes candidate j: from the first lane whose inclusive count exceeds j (binary search
         # over the lanes by warp shuffles), its (j - exclusive count)-th set bit
         j = tl.arange(0, LANES)[None, :] + tl.zeros_like(incl)
@@ -288,14 +289,14 @@ def _resident_kernel(
         y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True, HAS_SUBSET)
         ok0, ck0 = _keys(y0, cols0, C)
         ok1, ck1 = _keys(y1, cols1, C)
-        _select_store2(ok0, ck0, ok1, ck1, rows, rmask & fallback, out_vals_ptr, out_idx_ptr, sbase, K)
+        _select_keys(ok0, ck0, ok1, ck1, rows, rmask & fallback, out_vals_ptr, out_idx_ptr, sbase, K)
 
     # ---- row statistics
     if WITH_SOFTMAX:
         # e_j = 2^(x_j log2e - fl(m log2e)): the offset g = fl(m log2e) - m log2e, exact in float64
         g64 = (m * LOG2E).to(tl.float64) - m.to(tl.float64) * LOG2E_F
         mr = m
-        redo = (m == m) & (tl.abs(m) != float("inf")) & ((m <= PAD_V) | (tl.abs(m) > M_FUSED) | (u != u))
+        redo = (m == m) & (tl.abs(m) != float("inf")) & ((m <= PAD) | (tl.abs(m) > M_FUSED) | (u != u))
         if tl.max(redo.to(tl.int32), 0) > 0:  # again, relative to the real max
             y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
             y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True,
@@ -317,7 +318,7 @@ def _resident_kernel(
         lse, ent, sp2, lnorm = softmax_stats(mr, s, u, q, g64, nonfinite)
     else:
         mr = m
-        low = (m == m) & (m <= PAD_V)
+        low = (m == m) & (m <= PAD)
         if tl.max(low.to(tl.int32), 0) > 0:  # every real value <= PAD: the max of the real columns
             y0 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4, C, LO_MASKED, HAS_SUBSET)
             y1 = _load_half(x_ptr, row_off, stride_c, subset_ptr, lane_off, h4 * W + v4 + H * W, C, True,
