@@ -16,10 +16,11 @@ BACKENDS = ["triton", "triton_filtered", "cuda", "cuda_v2"]
 
 COLUMNS = [("case", "shape / variant", "{}"), ("backend", "backend", "{}"), ("kernel", "kernel", "{}"),
            ("hot_per_elem", "hot loop /elem", "{:.2f}"), ("hot_rare_per_elem", "exact path /elem", "{:.1f}"),
-           ("rare_iters", "exact tiles /program", "{:.1f}"), ("extra_trips", "more insertions /program", "{:.1f}"),
+           ("rare_iters", "exact tiles /program", "{:.3g}"), ("extra_trips", "more insertions /program", "{:.1f}"),
            ("hot_max_per_elem", "longest /elem", "{:.1f}"),
            ("fixed_per_row", "fixed /row", "{:.0f}"), ("all_in_per_elem", "all-in /elem", "{:.2f}"),
-           ("mufu_ex2_per_elem", "EX2 /elem", "{:.3f}"), ("stream_load_bits", "stream loads (bits: n)", "{}"),
+           ("mufu_ex2_per_elem", "EX2 /elem", "{:.3f}"), ("mufu_ex2_per_slot", "EX2 /slot", "{:.3f}"),
+           ("stream_load_bits", "stream loads (bits: n)", "{}"),
            ("registers", "regs", "{}"), ("local_bytes", "local B", "{}"), ("waves", "waves", "{:.2f}"),
            ("budget", "budget", "{}")]
 

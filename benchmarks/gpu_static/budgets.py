@@ -8,7 +8,9 @@ from __future__ import annotations
 
 #: SASS instructions per logits element, all-in, by element size in bytes
 INSTRUCTIONS_PER_ELEMENT = {4: 20.0, 2: 10.0}
-#: MUFU.EX2 per element when the softmax statistics are on (exactly one exp per logit)
+#: MUFU.EX2 per element slot a kernel reads when the softmax statistics are on (exactly one exp
+#: per logit, none for rescaling; a row's padded last tile has more slots than elements, and its
+#: extra work is in the instruction count)
 MUFU_EX2_PER_ELEMENT = 1.0
 #: width of the loads that stream the logits
 LOAD_BITS = 128
@@ -26,7 +28,7 @@ GATED_SHAPES = [(65536, 1000, "float32", 5), (4096, 131072, "bfloat16", 5)]
 CEILINGS = {
     ("triton", "65536x1000 float32 k=5 softmax"): 109.96 * 1.05,
     ("triton", "4096x131072 bfloat16 k=5 softmax"): 22.72 * 1.05,
-    ("triton_filtered", "65536x1000 float32 k=5 softmax"): 77.66 * 1.05,
+    ("triton_filtered", "65536x1000 float32 k=5 softmax"): 18.05 * 1.05,
     ("triton_filtered", "4096x131072 bfloat16 k=5 softmax"): 9.98 * 1.05,
 }
 
@@ -37,8 +39,9 @@ def violations(row: dict) -> list[str]:
     lim = INSTRUCTIONS_PER_ELEMENT[row["elem_bytes"]]
     if row["all_in_per_elem"] > lim:
         out.append(f"{row['all_in_per_elem']:.2f} instructions/element > {lim}")
-    if row["with_softmax"] and abs(row["mufu_ex2_per_elem"] - MUFU_EX2_PER_ELEMENT) > 1e-9:
-        out.append(f"{row['mufu_ex2_per_elem']:.3f} MUFU.EX2/element != {MUFU_EX2_PER_ELEMENT}")
+    ex2 = row.get("mufu_ex2_per_slot", row["mufu_ex2_per_elem"])
+    if row["with_softmax"] and abs(ex2 - MUFU_EX2_PER_ELEMENT) > 1e-9:
+        out.append(f"{ex2:.3f} MUFU.EX2/element slot != {MUFU_EX2_PER_ELEMENT}")
     narrow = {int(b): n for b, n in row["stream_load_bits"].items() if int(b) < LOAD_BITS}
     if narrow:
         out.append(f"logits loads narrower than {LOAD_BITS} bits: {narrow}")

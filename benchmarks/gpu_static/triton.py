@@ -69,16 +69,52 @@ def insertions(tiles: int, tile: int, k: int, rows: int = 1) -> float:
 def _stream_shape(name, kw, n, c, k):
     """(rows per program, hot-loop iterations, elements per program, elements per iteration,
     expected exact-path iterations, expected top-k insertions) of a launch. The masked tail tile, where a kernel has one after
-    its loop, counts as one more iteration."""
+    its loop, counts as one more iteration. ``_resident_kernel`` (whole rows in registers) has no
+    tile loop: its cost is the cheapest path through the whole kernel per element."""
     if name == "_topk_stats_kernel":
         r, t = kw["BLOCK_R"], kw["BLOCK_C"]
     elif name == "_filtered_kernel":
         r, t = kw["BLOCK_R"], kw["TILE_REP"] * kw["TILE_C"]
+    elif name == "_resident_kernel":
+        r = kw["BLOCK_R"]
+        return r, 0, r * c, 0, 0.0, 0.0
     else:
         raise KeyError(name)
     iters = -(-c // t)
     kk = min(k, c)
     return r, iters, r * c, r * t, exact_tiles(iters, min(t, c), kk, r), insertions(iters, min(t, c), kk, r)
+
+
+def resident_fallback_rate(c: int, k: int, block_r: int, rep: int, lanes: int, vec: int,
+                           programs: int = 4000, seed: int = 0) -> float:
+    """Fraction of ``_resident_kernel`` programs (candidate path; DIRECT never falls back on finite
+    rows) that take the exact rounds over the whole row, for i.i.d. normal logits (simulated with
+    the kernel's rule): a row falls back when one of its lanes holds more than 4 groups whose max
+    reaches the k-th largest lane maximum, or the row more than ``lanes``; a program when any of
+    its ``block_r`` rows does."""
+    import numpy as np
+
+    cp = rep * lanes * vec
+    x = np.full((programs * block_r, cp), -np.inf, dtype=np.float32)
+    x[:, :c] = np.random.default_rng(seed).standard_normal((programs * block_r, c), dtype=np.float32)
+    gm = x.reshape(-1, rep, lanes, vec).max(3)  # [rows, rep, lanes]
+    t = -np.sort(-gm.max(1), axis=1)[:, k - 1]
+    cnt = (gm >= t[:, None, None]).sum(1)  # candidate groups per lane
+    bad = (cnt > 4).any(1) | (cnt.sum(1) > lanes)
+    return float(bad.reshape(programs, block_r).any(1).mean())
+
+
+def _slots_per_program(name, kw, c):
+    """Element slots (padding included) one program reads: its tiles x their size."""
+    import triton
+
+    if name == "_resident_kernel":
+        return kw["BLOCK_R"] * kw["REP"] * kw["LANES"] * kw["VEC"]
+    if name == "_filtered_kernel":
+        t = kw["TILE_REP"] * kw["TILE_C"]
+    else:
+        t = kw["BLOCK_C"]
+    return kw["BLOCK_R"] * triton.cdiv(c, t) * t
 
 
 @dataclasses.dataclass
@@ -129,14 +165,27 @@ def analyze(case: Case) -> list[dict]:
                              elems_per_iter=per_iter, rare_iters=rare,
                              extra_trips=max(0.0, trips - min(rare, iters)),
                              elem_bytes=x.element_size())
-        cst = sass.cost(info, launch)
+        cst = sass.cost(info, launch).as_dict()
+        if name == "_resident_kernel":
+            # straight-line per-row code: the cheapest path is the common case; the fallback (exact
+            # rounds over the row) at its simulated i.i.d. rate, charged at the longest path
+            e_thread = elems / (32 * nw)
+            rate = 0.0 if kw["DIRECT"] else resident_fallback_rate(case.c, kw["K"], kw["BLOCK_R"], kw["REP"],
+                                                                    kw["LANES"], kw["VEC"])
+            cst["rare_iters"] = rate
+            cst["hot_rare_per_elem"] = info.fixed_max / e_thread
+            cst["all_in_per_elem"] += rate * (info.fixed_max - info.fixed.instructions) / e_thread
         stream = info.hot.loads if info.hot else info.fixed.loads
+        slots = _slots_per_program(name, kw, case.c)
         row = dict(backend=case.backend, case=case.label, n=case.n, c=case.c, dtype=case.dtype, k=case.k,
                    with_softmax=case.with_softmax, target=case.target, elem_bytes=x.element_size(),
                    hot_instructions=info.hot.instructions if info.hot else 0, hot_max_instructions=info.hot_max,
                    fixed_max_per_program=info.fixed_max, static_instructions=info.instructions,
                    stream_load_bits={int(b): int(m) for b, m in stream.items()},
                    config={k: v for k, v in kw.items() if k.isupper() or k == "num_warps"},
-                   **cst.as_dict())
+                   **cst)
+        # EX2 per element slot the program reads (a row's padded last tile: e.g. 1,024 slots for
+        # 1,000 elements): 1.0 means one exp per element read, none for rescaling
+        row["mufu_ex2_per_slot"] = row["mufu_ex2_per_elem"] * elems / slots
         rows.append(row)
     return rows

@@ -435,3 +435,133 @@ def test_filtered_bf16_packed_keys_ties_signed_zeros_and_ascending_rows(k):
     for kw in (dict(tile_c=16, tile_rep=2), {}):
         out = filtered_topk_stats(x, k, None, None, None, None, True, **kw)
         assert_matches(out, reference.topk_stats(x, k, None, None, None, None, True), k, n)
+
+
+# --- rows held in registers (mlmetrics/ops/triton/resident.py, taken by "triton_filtered") ------
+def resident_config(c, k, dtype):
+    import sys
+
+    return sys.modules["mlmetrics.ops.triton.resident"].config(c, k, torch.empty((), dtype=dtype).element_size())
+
+
+def resident_column(rep, lane, v, c, k, dtype):
+    """The column a thread holds as (rep, lane, v) in the resident kernel's layout."""
+    _, _, lanes, vec, _, direct, _ = resident_config(c, k, dtype)
+    assert not direct
+    return rep * lanes * vec + lane * vec + v
+
+
+def test_resident_path_is_taken_for_rows_that_fit():
+    import sys
+
+    from mlmetrics.ops.triton.launch import recording
+
+    filt = sys.modules["mlmetrics.ops.triton.filtered"]
+    res, tiled = "_resident_kernel", "_filtered_kernel"
+    for (c, k, dtype, want) in [(1000, 5, torch.float32, res), (100, 5, torch.float32, res), (2048, 16, torch.float32, res),
+                                (2048, 5, torch.bfloat16, res), (2049, 5, torch.float32, tiled),
+                                (1000, 17, torch.float32, tiled), (10, 5, torch.float32, res)]:
+        x = torch.empty((64, c), dtype=dtype, device="meta")
+        with recording() as launches:
+            filt.topk_stats(x, k)
+        assert launches[0][0].__name__ == want, (c, k, dtype)
+    with recording() as launches:  # tile overrides force the tiled kernel
+        filt.topk_stats(torch.empty((64, 1000), device="meta"), 5, tile_c=128)
+    assert launches[0][0].__name__ == "_filtered_kernel"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("c,k", [(3, 2), (10, 5), (70, 5), (128, 3), (129, 8), (200, 16), (1000, 5), (1000, 8),
+                                 (2048, 16)])
+def test_resident_specials(dtype, c, k):
+    # NaN, +-inf, all -inf, -0/+0 ties, rounded and constant rows (candidate overflow by ties), C equal
+    # to the padded row (no padding), just above half of it and below half of it (tiny rows), rows
+    # past N in the last program; short rows take the rounds over the whole row (DIRECT)
+    n = 9
+    x = special_logits(n, c, dtype, seed=c + k)
+    t = random_target(n, c, seed=c)
+    rng, lab = random_label_sets(n, c, seed=c)
+    for with_softmax in (True, False):
+        out = filtered_topk_stats(x, k, t, rng, lab, None, with_softmax)
+        assert_matches(out, reference.topk_stats(x, k, t, rng, lab, None, with_softmax), k, n)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_resident_candidates_crowded_into_lanes(dtype):
+    # the candidate groups of a row: 4 in one lane (the most a lane passes on), 5 in one lane
+    # (fallback), exactly LANES in the row (the capacity), more than LANES (fallback), ties of the
+    # k-th value across lanes, and -0.0 / +0.0 among the top values (no fallback: no NaN, no padding)
+    c, k = 1000, 5
+    _, _, lanes, vec, _, _, _ = resident_config(c, k, dtype)
+    col = lambda rep, lane, v=0: resident_column(rep, lane, v, c, k, dtype)  # noqa: E731
+    n = 8
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(n, c, generator=g)
+    for rep in range(4):
+        x[0, col(rep, 3, rep % vec)] = 10 + rep  # one lane holds 4 candidate groups
+    for rep in range(5):
+        x[1, col(rep, 7, 1)] = 10 + rep  # one lane holds 5: fallback
+    for lane in range(lanes):
+        x[2, col(lane % 4, lane)] = 10.0 + lane  # exactly LANES candidate groups
+    x[3, ::7] = 9.0  # the k-th value tied across many lanes: fallback
+    x[4] = -torch.rand(c, generator=g) - 1
+    x[4, col(1, 2, 3)] = -0.0
+    x[4, col(0, 9, 0)] = 0.0
+    x[4, col(5, 9, 1)] = -0.0
+    x[5, col(1, 1, 1)] = 5.0
+    x[5, col(1, 1, 2)] = 5.0  # two top values in one group, a tie
+    x[5, col(6, 1, 2)] = 5.0
+    x[6, col(6, 0, 0)] = 8.0
+    x[6, c - 1] = 8.0  # the last real column
+    x[7] = torch.arange(c, dtype=torch.float32).flip(0)  # descending: every lane max in rep 0
+    x = x.to(dtype)
+    t = random_target(n, c, seed=4)
+    for kk in (1, k, 8):
+        out = filtered_topk_stats(x, kk, t, None, None, None, True)
+        assert_matches(out, reference.topk_stats(x, kk, t), kk, n)
+
+
+def test_resident_extreme_magnitudes_and_padding_value():
+    # rows whose values lie at or below the padding value -2^100 (found by the max of the real
+    # columns), |max| > 2e38 (the fused exponent would overflow: summed again), -inf entries (e log e
+    # = NaN: summed again), -3e38 next to finite values
+    c, k = 1000, 5
+    x = torch.randn(6, c)
+    x[0] = -1e35 + torch.randn(c) * 1e33
+    x[1] = -2.0 ** 100
+    x[2, 17] = 3e38
+    x[3, 100:900] = float("-inf")
+    x[4, :500] = -3e38
+    x[5, :] = -2.0 ** 100
+    x[5, 999] = -1e30  # only one value above the padding value
+    t = torch.tensor([3, 17, 17, 5, 600, 999])
+    for with_softmax in (True, False):
+        out = filtered_topk_stats(x, k, t, None, None, None, with_softmax)
+        assert_matches(out, reference.topk_stats(x, k, t, None, None, None, with_softmax), k, 6)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "col_slice", "odd_row_stride", "offset"])
+def test_resident_non_contiguous_and_subsets(layout):
+    base = special_logits(10, 1100, torch.float32, seed=9)
+    x = {"transposed": base[:, :1000].t().contiguous().t(), "col_slice": base[:, ::2],
+         "odd_row_stride": base[:, 1:1000], "offset": base[:, 4:1004]}[layout]
+    n, c = x.shape
+    t = random_target(n, c, seed=9)
+    rng, lab = random_label_sets(n, c, seed=9)
+    out = filtered_topk_stats(x, 5, t, rng, lab, None, True)
+    assert_matches(out, reference.topk_stats(x, 5, t, rng, lab), 5, n)
+    sub = torch.randperm(c, generator=torch.Generator().manual_seed(1))[:700]
+    ts = random_target(n, 700, seed=2)
+    out = filtered_topk_stats(x, 6, ts, rng, lab, sub, True)
+    assert_matches(out, reference.topk_stats(x, 6, ts, rng, lab, sub, True), 6, n)
+
+
+def test_resident_fallback_rate_model():
+    # the static tool charges the fallback at a simulated i.i.d. rate: k = 1 never falls back (one
+    # candidate group), crowding grows with k
+    from benchmarks.gpu_static.triton import resident_fallback_rate
+
+    assert resident_fallback_rate(1000, 1, 2, 16, 16, 4, programs=500) == 0.0
+    r5 = resident_fallback_rate(1000, 5, 2, 16, 16, 4, programs=2000)
+    r8 = resident_fallback_rate(1000, 8, 2, 16, 16, 4, programs=2000)
+    assert r5 < 0.01 < r8 < 0.2

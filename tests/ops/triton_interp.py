@@ -24,6 +24,7 @@ try:
     if HAVE_TRITON:
         import mlmetrics.ops.triton  # noqa: F401
         import mlmetrics.ops.triton.filtered  # noqa: F401
+        import mlmetrics.ops.triton.resident  # noqa: F401
         from triton.runtime.interpreter import InterpretedFunction
 
         _tk = sys.modules["mlmetrics.ops.triton.topk_stats"]  # (the package attribute is the function)
@@ -31,6 +32,9 @@ try:
         if not isinstance(_tk._topk_stats_kernel, InterpretedFunction):
             importlib.reload(_tk)
             importlib.reload(sys.modules["mlmetrics.ops.triton"])
+        _tr = sys.modules["mlmetrics.ops.triton.resident"]
+        if not isinstance(_tr._resident_kernel, InterpretedFunction):
+            importlib.reload(_tr)
         if not isinstance(_tf._filtered_kernel, InterpretedFunction):
             importlib.reload(_tf)  # after topk_stats: it imports the shared jit helpers from there
 finally:

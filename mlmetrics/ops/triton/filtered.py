@@ -14,8 +14,8 @@ cheaper common path per tile of ``TILE_REP x TILE_C`` columns of ``BLOCK_R`` row
   (``e = 2^(x log2e - r log2e)``, one FFMA for the argument). The reference stays within 22 nats
   of the running max, so e <= 2^32 and sum e^2 stays finite in fp32. The offset between r and the
   row max is applied once per row, exactly, in float64. Rows where that cannot work (|max| >
-  2e38, or an entry of -inf, which makes e * log e NaN) are summed a second time relative to the
-  exact max;
+  1e7, where fl(r log2e) is off by more than 1, or an entry of -inf, which makes e * log e NaN)
+  are summed a second time relative to the exact max;
 * the exact path (admitted tiles, always including a row's first tile) moves the reference when
   the tile max is 22 nats above it and inserts the tile's values that beat the buffer's minimum,
   best first, once every row's k-th best is above -inf: bf16 by int32 order keys with the tile
@@ -34,10 +34,11 @@ import torch
 import triton
 import triton.language as tl
 
+from . import resident
 from .launch import launch
-from .topk_stats import (S_ENTROPY, S_LOG_NORMALIZER, S_LOGSUMEXP, S_NONFINITE, S_NUM, S_SUM_P2, S_TARGET_LOGIT,
-                         _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard, _store_topk, order_key,
-                         key_value, rank_key)
+from .topk_stats import (S_NUM, S_TARGET_LOGIT, _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard,
+                         _store_topk, key_value, order_key, rank_key, row_block, softmax_stats, store_row_stats,
+                         target_logit)
 
 @triton.jit
 def _max_nan(a, b):
@@ -223,30 +224,15 @@ def _filtered_kernel(
     KEY_MAX: tl.constexpr = 9223372036854775807
     LOG2E: tl.constexpr = 1.4426950408889634
     LOG2E_F: tl.constexpr = 1.44269502162933349609375  # LOG2E as the float32 the kernel multiplies by
-    LN2: tl.constexpr = 0.6931471805599453
     R_INIT: tl.constexpr = -1.0e38  # finite: x log2e - r log2e never meets inf - inf
     TILE: tl.constexpr = TILE_REP * TILE_C
-    if ROW_ALIGN > 1:  # the host checked stride_r % ROW_ALIGN == 0: the product shows it to the compiler
-        stride_r = (stride_r // ROW_ALIGN) * ROW_ALIGN
-    if C_ALIGN > 1:
-        C = (C // C_ALIGN) * C_ALIGN
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    rmask = rows < N
-    row_off = tl.minimum(rows, N - 1) * stride_r  # rows past N re-read row N-1 (never stored)
+    stride_r, C, rows, rmask, row_off = row_block(stride_r, N, C, BLOCK_R, ROW_ALIGN, C_ALIGN)
     slots = tl.arange(0, KP)
     tcols = tl.arange(0, TILE_REP)[:, None] * TILE_C + tl.arange(0, TILE_C)[None, :]  # [REP, TC]
 
     if HAS_TARGET:
-        t = tl.load(target_ptr + rows, mask=rmask, other=-1)
-        tvalid = rmask & (t >= 0) & (t < C)
-        t_safe = tl.where(tvalid, t, 0)
-        if HAS_SUBSET:
-            t_col = tl.load(subset_ptr + t_safe, mask=tvalid, other=0)
-        else:
-            t_col = t_safe
-        xt = tl.load(x_ptr + row_off + t_col * stride_c, mask=tvalid, other=float("nan")).to(tl.float32)
-        xt = tl.where(tvalid, xt, float("nan"))
+        tvalid, t_safe, xt = target_logit(target_ptr, rows, rmask, x_ptr, row_off, stride_c, subset_ptr, C,
+                                          HAS_SUBSET)
         t_ok = order_key(xt)
     else:
         t_safe = tl.zeros([BLOCK_R], dtype=tl.int64)
@@ -294,8 +280,9 @@ def _filtered_kernel(
         # e_j = 2^(x_j log2e - fl(r log2e)): relative to the max m the exponent gains
         # g = fl(r log2e) - m log2e, exact in float64 (the product of two floats)
         g = (r * LOG2E).to(tl.float64) - m.to(tl.float64) * LOG2E_F
-        # sums again, relative to m, where r log2e may overflow or an entry of -inf made u NaN
-        huge = (~nonfinite) & ((tl.abs(m) > 2.0e38) | (u != u))
+        # sums again, relative to m, where fl(r log2e) is off by more than 1 (|r| > 1e7: 2^err would
+        # overflow or vanish) or an entry of -inf made u NaN
+        huge = (~nonfinite) & ((tl.abs(m) > 1.0e7) | (u != u))
         if tl.max(huge.to(tl.int32), 0) > 0:
             s = tl.zeros([BLOCK_R], dtype=tl.float32)
             u = tl.zeros([BLOCK_R], dtype=tl.float32)
@@ -308,22 +295,13 @@ def _filtered_kernel(
                 u += tl.sum(tl.sum(e * tt, 2), 1)
                 q += tl.sum(tl.sum(e * e, 2), 1)
             g = tl.zeros([BLOCK_R], dtype=tl.float64)
-        log_s = tl.log2(s) * LN2
-        lnorm64 = log_s.to(tl.float64) + g * LN2
-        lnorm = tl.where(nonfinite, float("nan"), lnorm64.to(tl.float32))
-        lse = tl.where(nonfinite, float("nan"), (m.to(tl.float64) + lnorm64).to(tl.float32))
-        ent = tl.where(nonfinite, float("nan"), log_s - LN2 * (u / s))
-        sp2 = tl.where(nonfinite, float("nan"), q / (s * s))
+        lse, ent, sp2, lnorm = softmax_stats(m, s, u, q, g, nonfinite)
     else:
         lse = tl.full([BLOCK_R], float("nan"), tl.float32)
         ent = lse
         sp2 = lse
         lnorm = lse
-    tl.store(sbase + S_LOGSUMEXP, lse, mask=rmask)
-    tl.store(sbase + S_ENTROPY, ent, mask=rmask)
-    tl.store(sbase + S_SUM_P2, sp2, mask=rmask)
-    tl.store(sbase + S_LOG_NORMALIZER, lnorm, mask=rmask)
-    tl.store(sbase + S_NONFINITE, nonfinite.to(tl.float32), mask=rmask)
+    store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite)
     if HAS_TARGET:
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
         tl.store(out_rank_ptr + rows, tl.where(tvalid, tl.sum(cnt, 1).to(tl.int64), -1), mask=rmask)
@@ -358,13 +336,16 @@ def topk_stats(logits, k, target=None, label_ranges=None, labels=None, class_sub
                with_softmax=True, *, tile_c=None, tile_rep=None, block_r=None):
     """Filtered Triton ``topk_stats``; returns (topk_logits, topk_indices, hits, row_stats, target_rank).
 
-    ``tile_c``/``tile_rep``/``block_r`` override the launch configuration (tests use small tiles
+    Rows that fit in registers (:func:`.resident.fits`) take :mod:`.resident`; ``tile_c``/``tile_rep``/
+    ``block_r`` force the tiled kernel and override its launch configuration (tests use small tiles
     to get several tiles per row at small C).
     """
     p = Prepared(logits, k, target, label_ranges, labels, class_subset)
     if p.n == 0:
         return p.finish(logits)
     n, c, kk = p.n, p.c, p.kk
+    if tile_c is None and tile_rep is None and block_r is None and resident.fits(c, kk, logits.element_size()):
+        return resident.topk_stats(p, logits, with_softmax)  # the row fits in registers
     br, rep, tc, nw = _config(n, c, kk, logits.element_size())
     tc = int(tile_c) if tile_c is not None else tc
     rep = int(tile_rep) if tile_rep is not None else rep

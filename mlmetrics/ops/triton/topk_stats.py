@@ -86,6 +86,59 @@ def rank_key_index(key):
 
 
 @triton.jit
+def row_block(stride_r, N, C, BLOCK_R: tl.constexpr, ROW_ALIGN: tl.constexpr, C_ALIGN: tl.constexpr):
+    """(stride_r, C with their alignment shown to the compiler (the host checked stride_r % ROW_ALIGN
+    == 0 and C % C_ALIGN == 0), rows, rmask, row offsets) of this program's row block; rows past N
+    re-read row N-1 (never stored)."""
+    if ROW_ALIGN > 1:
+        stride_r = (stride_r // ROW_ALIGN) * ROW_ALIGN
+    if C_ALIGN > 1:
+        C = (C // C_ALIGN) * C_ALIGN
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = rows < N
+    return stride_r, C, rows, rmask, tl.minimum(rows, N - 1) * stride_r
+
+
+@triton.jit
+def store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite):
+    """Store the softmax columns and the non-finite flag of a row block's ``row_stats``."""
+    tl.store(sbase + S_LOGSUMEXP, lse, mask=rmask)
+    tl.store(sbase + S_ENTROPY, ent, mask=rmask)
+    tl.store(sbase + S_SUM_P2, sp2, mask=rmask)
+    tl.store(sbase + S_LOG_NORMALIZER, lnorm, mask=rmask)
+    tl.store(sbase + S_NONFINITE, nonfinite.to(tl.float32), mask=rmask)
+
+
+@triton.jit
+def softmax_stats(m, s, u, q, g, nonfinite):
+    """(logsumexp, entropy, sum_p2, log_normalizer) [R] from sums relative to a reference:
+    s = sum 2^t, u = sum 2^t t, q = sum 2^(2t) with t = x log2e - ref; ``g`` (float64) = ref - m log2e
+    for the row max m (0 when the sums are relative to m); NaN where ``nonfinite``."""
+    LN2: tl.constexpr = 0.6931471805599453
+    log_s = tl.log2(s) * LN2
+    lnorm64 = log_s.to(tl.float64) + g * LN2
+    lnorm = tl.where(nonfinite, float("nan"), lnorm64.to(tl.float32))
+    lse = tl.where(nonfinite, float("nan"), (m.to(tl.float64) + lnorm64).to(tl.float32))
+    ent = tl.where(nonfinite, float("nan"), log_s - LN2 * (u / s))
+    sp2 = tl.where(nonfinite, float("nan"), q / (s * s))
+    return lse, ent, sp2, lnorm
+
+
+@triton.jit
+def target_logit(target_ptr, rows, rmask, x_ptr, row_off, stride_c, subset_ptr, C, HAS_SUBSET: tl.constexpr):
+    """(valid, index clamped to 0 where not, float32 logit, NaN where not) of the rows' targets."""
+    t = tl.load(target_ptr + rows, mask=rmask, other=-1)
+    tvalid = rmask & (t >= 0) & (t < C)
+    t_safe = tl.where(tvalid, t, 0)
+    if HAS_SUBSET:
+        t_col = tl.load(subset_ptr + t_safe, mask=tvalid, other=0)
+    else:
+        t_col = t_safe
+    xt = tl.load(x_ptr + row_off + t_col * stride_c, mask=tvalid, other=float("nan")).to(tl.float32)
+    return tvalid, t_safe, tl.where(tvalid, xt, float("nan"))
+
+
+@triton.jit
 def _tile(x_ptr, row_off, stride_c, subset_ptr, start, C, lanes,
           buf, thr, row_max_ok, m_run, s_run, u_run, q_run, cnt_lane, t_ok, t_rel,
           BLOCK_C: tl.constexpr, MASKED: tl.constexpr, HAS_SUBSET: tl.constexpr,
@@ -218,15 +271,8 @@ def _topk_stats_kernel(
 
     # ---- target: load its logit first, then count keys above its key while streaming
     if HAS_TARGET:
-        t = tl.load(target_ptr + rows, mask=rmask, other=-1)
-        tvalid = rmask & (t >= 0) & (t < C)
-        t_safe = tl.where(tvalid, t, 0)
-        if HAS_SUBSET:
-            t_col = tl.load(subset_ptr + t_safe, mask=tvalid, other=0)
-        else:
-            t_col = t_safe
-        xt = tl.load(x_ptr + row_off + t_col * stride_c, mask=tvalid, other=float("nan")).to(tl.float32)
-        xt = tl.where(tvalid, xt, float("nan"))
+        tvalid, t_safe, xt = target_logit(target_ptr, rows, rmask, x_ptr, row_off, stride_c, subset_ptr, C,
+                                          HAS_SUBSET)
         t_ok = order_key(xt)
         t_idx = t_safe.to(tl.int32)
     else:
@@ -271,11 +317,7 @@ def _topk_stats_kernel(
         ent = lse
         sp2 = lse
         lnorm = lse
-    tl.store(sbase + S_LOGSUMEXP, lse, mask=rmask)
-    tl.store(sbase + S_ENTROPY, ent, mask=rmask)
-    tl.store(sbase + S_SUM_P2, sp2, mask=rmask)
-    tl.store(sbase + S_LOG_NORMALIZER, lnorm, mask=rmask)
-    tl.store(sbase + S_NONFINITE, nonfinite.to(tl.float32), mask=rmask)
+    store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite)
     if HAS_TARGET:
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
         cnt = tl.sum(cnt_lane, 1)
