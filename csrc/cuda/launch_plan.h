@@ -11,6 +11,7 @@ namespace plan {
 enum Layout : int {
   kGroupLayout = 0,  // `lanes` lanes per row (1, 8 or 32), threads / lanes rows per block
   kBlockLayout = 1,  // one block of `threads` threads per row
+  kRowsLayout = 2,   // v2: `lanes` lanes per row hold the whole row in registers (`slots` each)
 };
 
 struct LaunchPlan {
@@ -21,6 +22,7 @@ struct LaunchPlan {
   bool general;  // k > 32: top-k by at::topk over rank keys after the fused kernel
   int threads;   // block size
   int64_t blocks;
+  int slots;     // rows layout: element slots per lane (lanes * slots >= c)
 };
 
 constexpr int kMaxFusedK = 32;
@@ -30,7 +32,8 @@ constexpr int kMaxFusedK = 32;
 // v2: one lane per row up to C = 32 (a row is one or a few tiles: nothing to share), 8 lanes up to
 // C = 2048 (more elements per lane: its per-row merge is amortised over
 // >= 32 vectors per lane), 32 up to 32768, then a block of 256 threads (128 from C = 65536: >= 512
-// elements per thread).
+// elements per thread). v2 rows of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up
+// to C = 128 and k = 8, else 16 x 64 up to k = 16) take the rows layout: read once into registers.
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
   LaunchPlan p{};
   p.general = k > kMaxFusedK;
@@ -38,7 +41,15 @@ inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) 
   p.k_slots = p.kernel_k <= 8 ? 8 : 32;
   const int64_t group_max_c = version == 1 ? 4096 : 32768;
   const int64_t lanes8_max_c = version == 1 ? 256 : 2048;
-  if (c <= group_max_c) {
+  const int rows_lanes = c <= 128 && p.kernel_k <= 8 ? 8 : 16;
+  if (version == 2 && c > 32 && c <= 1024 && p.kernel_k <= rows_lanes) {
+    p.layout = kRowsLayout;
+    p.lanes = rows_lanes;
+    p.slots = rows_lanes == 8 ? 16 : 64;
+    p.threads = 256;
+    const int64_t rows_per_block = p.threads / p.lanes;
+    p.blocks = (n + rows_per_block - 1) / rows_per_block;
+  } else if (c <= group_max_c) {
     p.layout = kGroupLayout;
     p.lanes = version == 2 && c <= 32 ? 1 : (c <= lanes8_max_c ? 8 : 32);
     p.threads = 256;

@@ -47,16 +47,16 @@ __device__ __forceinline__ float max_nan(float a, float b) {
 #endif
 }
 
-// The NaN-propagating max of a tile of U 128-bit vectors: on 16-bit dtypes two elements per
+// The NaN-propagating max of a tile of N (U) 128-bit vectors: on 16-bit dtypes two elements per
 // instruction (max.NaN.{f16,bf16}x2; exact: the max of the float conversions), then the two halves.
-template <int DT>
-__device__ __forceinline__ float tile_max(const uint4 (&w)[U]) {
+template <int DT, int N = U>
+__device__ __forceinline__ float tile_max(const uint4 (&w)[N]) {
   using D = DType<DT>;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   if constexpr (DT != 0) {
     uint32_t m = w[0].x;
 #pragma unroll
-    for (int t = 0; t < U; ++t) {
+    for (int t = 0; t < N; ++t) {
       const uint32_t v[4] = {w[t].x, w[t].y, w[t].z, w[t].w};
 #pragma unroll
       for (int i = t == 0 ? 1 : 0; i < 4; ++i) {
@@ -77,9 +77,14 @@ __device__ __forceinline__ float tile_max(const uint4 (&w)[U]) {
     return max_nan(lo, hi);
   }
 #endif
-  float cm = -INFINITY;
+  float cm;  // the first element (then its max with itself: exact, NaN stays NaN)
+  {
+    float x0[D::V];
+    D::unpack(w[0], x0);
+    cm = x0[0];
+  }
 #pragma unroll
-  for (int t = 0; t < U; ++t) {
+  for (int t = 0; t < N; ++t) {
     float x[D::V];
     D::unpack(w[t], x);
 #pragma unroll
@@ -454,10 +459,28 @@ __global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
                     kLn2);
 }
 
+}  // namespace v2
+}  // namespace cuda
+}  // namespace mlmetrics
+
+#include "topk_v2_rows.cuh"
+
+namespace mlmetrics {
+namespace cuda {
+namespace v2 {
+
 #if !defined(MLMETRICS_DEVICE_ONLY)
+template <int DT, bool SOFTMAX>
+void launch_rows(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
+  auto kernel = lp.lanes == 8 ? &topk_rows_kernel<DT, 8, 16, SOFTMAX> : &topk_rows_kernel<DT, 16, 64, SOFTMAX>;
+  launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
+}
+
 template <int DT, int K, bool SOFTMAX>
 void launch_fused(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
-  if (lp.layout == plan::kGroupLayout) {
+  if (lp.layout == plan::kRowsLayout) {
+    launch_rows<DT, SOFTMAX>(P, lp, stream);
+  } else if (lp.layout == plan::kGroupLayout) {
     auto kernel = lp.lanes == 1   ? &topk_group_kernel<DT, K, 1, SOFTMAX>
                   : lp.lanes == 8 ? &topk_group_kernel<DT, K, 8, SOFTMAX>
                                   : &topk_group_kernel<DT, K, 32, SOFTMAX>;

@@ -64,8 +64,9 @@ def _layout(x, layout):
 
 
 # Shapes at the launch-plan switches (launch_plan.h; v1: 8 / 32 lanes per row at C = 256, a block
-# per row past 4096, 512 threads past 16384; v2: 8 / 32 lanes at 2048, a block past 32768, 128
-# threads from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
+# per row past 4096, 512 threads past 16384; v2: the rows kernel from C = 33 to 1024 (8 lanes to
+# C = 128 and k = 8, 16 to k = 16), 8 / 32 lanes at 2048, a block past 32768, 128 threads from
+# 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c,k", [(1, 1), (10, 10), (256, 8), (257, 9), (2048, 5), (2049, 9), (4096, 32),
                                  (4097, 33), (16385, 5), (32769, 8), (65536, 3)])
@@ -98,6 +99,71 @@ def test_random_cases(emu, kernel, case, with_softmax):
     x, k, target, sets, subset = case
     assert_same_topk_stats(_run(getattr(emu, kernel), x, k, target, sets, subset, with_softmax),
                            _ref(x, k, target, sets, subset, with_softmax))
+
+
+# ---------------------------------------------------------------------------------------
+# v2's rows kernel (csrc/cuda/topk_v2_rows.cuh; launch_plan.h: 33 <= C <= 1024, k <= 16 lanes):
+# the threshold from the lane maxima, candidates in shared memory, and the paths past the common one
+# ---------------------------------------------------------------------------------------
+def _rows_input(style, n, c, dtype, g):
+    x = torch.randn(n, c, generator=g) * 3
+    if style == "rounded":  # ties at the threshold
+        x = x.round()
+    elif style == "flood":  # every lane's maximum is the same value: the buffer overflows
+        x = x.round().clamp(max=1.0)
+        x[0] = 1.0
+        x[1] = float("-inf")
+        x[2, :] = float("nan")
+    elif style == "some_ties":  # 17 ... 64 candidates: more than one per lane
+        x[:, torch.randperm(c, generator=g)[: min(c, 40)]] = 20.0
+    elif style == "specials":
+        x = x.round()
+        x[0, torch.randperm(c, generator=g)[:20]] = float("nan")  # k lanes may hold a NaN
+        x[1, ::3] = float("inf")
+        x[2] = float("-inf")
+        x[3, 1::2] = float("-inf")
+        x[4, c - 1] = float("nan")
+        x[5, 0] = float("nan")
+    elif style == "sorted":  # every element above the ones before it
+        x = torch.arange(c, dtype=torch.float32).repeat(n, 1)
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c,k", [(33, 1), (33, 16), (100, 8), (128, 5), (129, 9), (1000, 5), (1000, 16),
+                                 (1024, 16), (1000, 17)])
+@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "some_ties", "specials", "sorted"])
+def test_rows_kernel(emu, dtype, c, k, style):
+    g = torch.Generator().manual_seed(c * 31 + k)
+    n = 37  # a partly filled last block
+    x = _rows_input(style, n, c, dtype, g)
+    target = torch.randint(-1, c + 1, (n,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, c, (i % 5,), generator=g).tolist() for i in range(n)], c)
+    for with_softmax in (True, False):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets, with_softmax=with_softmax),
+                               _ref(x, k, target, sets, with_softmax=with_softmax))
+
+
+@pytest.mark.parametrize("layout", ["transposed", "offset", "colstride2"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c", [37, 1000, 1023])
+def test_rows_kernel_layouts(emu, layout, dtype, c):
+    """Unaligned rows (a head and a tail slot), strides (the scalar path)."""
+    g = torch.Generator().manual_seed(c)
+    x = _layout(_rows_input("rounded", 9, c, torch.float32, g), layout).to(dtype)
+    target = torch.randint(0, c, (9,), generator=g)
+    assert_same_topk_stats(_run(emu.topk_stats_v2, x, 5, target), _ref(x, 5, target))
+
+
+def test_rows_kernel_class_subset(emu):
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(20, 3000, generator=g) * 3).round()
+    subset = torch.randperm(3000, generator=g)[:900]
+    target = torch.randint(0, 900, (20,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, 900, (3,), generator=g).tolist() for _ in range(20)], 900)
+    for k in (1, 5, 16):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets, subset),
+                               _ref(x, k, target, sets, subset))
 
 
 # ---------------------------------------------------------------------------------------
