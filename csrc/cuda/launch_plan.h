@@ -31,8 +31,8 @@ constexpr int kMaxFusedK = 32;
 // v1: 8 lanes per row up to C = 256, 32 up to 4096, then a block of 256 (512 past 16384).
 // v2: one lane per row up to C = 32 (a row is one or a few tiles: nothing to share), 8 lanes up to
 // C = 2048 (more elements per lane: its per-row merge is amortised over
-// >= 32 vectors per lane), 32 up to 32768, then a block of 256 threads (128 from C = 65536: >= 512
-// elements per thread). v2 rows of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up
+// >= 32 vectors per lane), 32 up to 32768, then a block of 128 threads (64 from C = 65536: >= 1024
+// elements per thread, fewer warps sharing a row's bound: topk_v2_long.cuh). v2 rows of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up
 // to C = 128 and k = 8, else 16 x 64 up to k = 16) take the rows layout: read once into registers.
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
   LaunchPlan p{};
@@ -57,7 +57,7 @@ inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) 
     p.blocks = (n + rows_per_block - 1) / rows_per_block;
   } else {
     p.layout = kBlockLayout;
-    p.threads = version == 1 ? (c > 16384 ? 512 : 256) : (c >= 65536 ? 128 : 256);
+    p.threads = version == 1 ? (c > 16384 ? 512 : 256) : (c >= 65536 ? 64 : 128);
     p.lanes = p.threads;
     p.blocks = n;
   }

@@ -167,6 +167,47 @@ def test_rows_kernel_class_subset(emu):
 
 
 # ---------------------------------------------------------------------------------------
+# v2's long-row kernel (csrc/cuda/topk_v2_long.cuh; C > 32768: a block per row): per-warp top-k
+# lists, the block-wide bound, the bf16 exp clamp
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "specials", "sorted", "reversed", "far"])
+def test_long_rows(emu, dtype, style):
+    c, n = 40000, 6
+    g = torch.Generator().manual_seed(len(style))
+    if style == "reversed":
+        x = torch.arange(c, 0, -1, dtype=torch.float32).repeat(n, 1)
+    elif style == "far":  # the softmax reference moves, terms far below it (the bf16 clamp), -inf
+        x = torch.randn(n, c, generator=g)
+        x[:, c // 2:] += 60.0
+        x[:, 7::5] = -200.0
+        x[:, 3::11] = float("-inf")
+        x[1] -= 1000.0
+        x[2, :100] = float("-inf")
+    else:
+        x = _rows_input(style, n, c, torch.float32, g)
+    x = x.to(dtype)
+    target = torch.randint(-1, c + 1, (n,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, c, (i % 4,), generator=g).tolist() for i in range(n)], c)
+    for k in (1, 5, 32):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets), _ref(x, k, target, sets))
+
+
+@pytest.mark.parametrize("layout", ["offset", "colstride2", "subset"])
+def test_long_rows_layouts(emu, layout):
+    g = torch.Generator().manual_seed(9)
+    x = (torch.randn(4, 70001, generator=g) * 3).to(torch.bfloat16)
+    subset = None
+    if layout == "subset":
+        subset = torch.randperm(70001, generator=g)[:40000]
+    else:
+        x = _layout(x, layout)
+    c = 40000 if subset is not None else 70001
+    target = torch.randint(0, c, (4,), generator=g)
+    assert_same_topk_stats(_run(emu.topk_stats_v2, x, 9, target, subset=subset), _ref(x, 9, target, subset=subset))
+
+
+# ---------------------------------------------------------------------------------------
 # class_subset checks (csrc/checks.cpp): the same error on every device, never a clamp
 # ---------------------------------------------------------------------------------------
 def _ops(emu):
