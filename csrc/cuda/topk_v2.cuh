@@ -77,18 +77,13 @@ __device__ __forceinline__ float tile_max(const uint4 (&w)[N]) {
     return max_nan(lo, hi);
   }
 #endif
-  float cm;  // the first element (then its max with itself: exact, NaN stays NaN)
-  {
-    float x0[D::V];
-    D::unpack(w[0], x0);
-    cm = x0[0];
-  }
+  float cm = 0.0f;
 #pragma unroll
   for (int t = 0; t < N; ++t) {
     float x[D::V];
     D::unpack(w[t], x);
 #pragma unroll
-    for (int e = 0; e < D::V; ++e) cm = max_nan(cm, x[e]);
+    for (int e = 0; e < D::V; ++e) cm = t == 0 && e == 0 ? x[0] : max_nan(cm, x[e]);
   }
   return cm;
 }

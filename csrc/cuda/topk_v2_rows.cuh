@@ -8,7 +8,9 @@
 //      threshold, the k-th largest of the G lane maxima: a valid lower bound of the row's k-th
 //      value (k <= G: k distinct lanes hold a value >= it), usually close to it;
 //   3. one pass: softmax sums relative to the exact max (one FFMA and one MUFU.EX2 per element,
-//      no reference moves) and one compare per element into a per-lane candidate bit mask;
+//      no reference moves, no clamp but on the slots that may hold padding: a lane that meets
+//      -inf or NaN, u = NaN, sums again clamped)
+//      and one compare per vector (its max) into a per-lane candidate mask;
 //   4. each lane appends its candidates (order key >= the threshold; NaN always) to the row's
 //      shared-memory buffer (an atomic counter; the rank key makes the order of appends
 //      irrelevant), reading the candidate back from the cache line the row was just loaded from;
@@ -27,14 +29,16 @@ namespace v2 {
 
 constexpr int kRowCand = 4;  // candidate slots per lane of a row (the row's buffer: kRowCand * G)
 
-// 128-bit words of -inf elements: what a lane holds past the end of its row
+// The padding a lane holds past the end of its row: a finite, very negative value (float32 and
+// bf16 -1e30, float16 -65504), so that exp(pad - max) is 0 without a clamp; lane maxima and the
+// threshold treat it as below every value (a threshold at or below it admits everything).
 template <int DT>
-__device__ __forceinline__ uint32_t neg_inf_word() {
-  return DT == 0 ? 0xFF800000u : (DT == 1 ? 0xFC00FC00u : 0xFF80FF80u);
+__device__ __forceinline__ uint32_t pad_word() {
+  return DT == 0 ? 0xF149F2CAu : (DT == 1 ? 0xFBFFFBFFu : 0xF149F149u);
 }
-__device__ const uint4 kNegInfWords[3] = {{0xFF800000u, 0xFF800000u, 0xFF800000u, 0xFF800000u},
-                                          {0xFC00FC00u, 0xFC00FC00u, 0xFC00FC00u, 0xFC00FC00u},
-                                          {0xFF80FF80u, 0xFF80FF80u, 0xFF80FF80u, 0xFF80FF80u}};
+__device__ const uint4 kPadWords[3] = {{0xF149F2CAu, 0xF149F2CAu, 0xF149F2CAu, 0xF149F2CAu},
+                                       {0xFBFFFBFFu, 0xFBFFFBFFu, 0xFBFFFBFFu, 0xFBFFFBFFu},
+                                       {0xF149F149u, 0xF149F149u, 0xF149F149u, 0xF149F149u}};
 
 // The stored bits of logit j (the scalar path: strides, class subsets).
 template <int DT>
@@ -145,7 +149,7 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
 #pragma unroll
     for (int t = 0; t < NV; ++t) {
       const int v = lane + t * G;
-      w[t] = __ldg(v < sl.nv ? vp + v : &kNegInfWords[DT]);  // one load, no per-word moves
+      w[t] = __ldg(v < sl.nv ? vp + v : &kPadWords[DT]);  // one load, no per-word moves
     }
     if (h > 0 || sl.t0 < c) {  // (rows whose start or length is not a multiple of 16 bytes)
       if (lane < h) xh = D::f(__ldg(rp + lane));
@@ -158,8 +162,8 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
 #pragma unroll
       for (int e = 0; e < V; ++e) {
         const uint32_t j = sl.index(t, e);
-        const uint32_t pad = DT == 0 ? neg_inf_word<DT>() : (neg_inf_word<DT>() & 0xFFFFu);
-        b[e] = j < static_cast<uint32_t>(c) ? load_bits<DT>(P, row, j) : pad;
+        const uint32_t pw = DT == 0 ? pad_word<DT>() : (pad_word<DT>() & 0xFFFFu);
+        b[e] = j < static_cast<uint32_t>(c) ? load_bits<DT>(P, row, j) : pw;
       }
       if constexpr (V == 4) {
         w[t] = make_uint4(b[0], b[1], b[2], b[3]);
@@ -170,44 +174,65 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
   }
 #pragma unroll
   for (int t = 0; t < NV; ++t) vm[t] = vector_max<DT>(w[t]);
+  float pad;
+  {
+    float pv[V];
+    D::unpack(make_uint4(pad_word<DT>(), 0u, 0u, 0u), pv);
+    pad = pv[0];
+  }
+  const float low_rl = (pad + 200.0f) * kLog2e;  // a row maximum below pad + 200: the padding counts
 
   // 2. the exact row max, the lane maxima, the threshold
   float lm = max_nan(xh, xt);
 #pragma unroll
   for (int t = 0; t < NV; ++t) lm = max_nan(lm, vm[t]);
-  const uint32_t thr = seg_kth_largest<G>(order_key(lm), lane, rc.k, seg);
-  const float thr_f = key_value(thr);  // NaN when k lanes hold a NaN: every slot is a candidate
+  uint32_t thr = seg_kth_largest<G>(order_key(lm), lane, rc.k, seg);
+  if (thr <= order_key(pad)) thr = 0u;  // the padding may have set it: admit everything (the row is
+                                       // mostly -inf or below the padding value)
+  const float thr_f = key_value(thr);  // NaN when k lanes hold a NaN, or for 0: every slot is a candidate
 
-  // 3. softmax sums relative to the exact max; the candidate vectors
-  float rl = 0.0f, s = 0.0f, u = 0.0f, q = 0.0f;
+  // 3. softmax sums relative to the exact max (d <= 0: no clamp, as long as no term is
+  //    0 * -inf; a -inf or NaN slot makes u NaN and the lane's sums are taken again, clamped);
+  //    the candidate vectors
+  Soft F;
+  F.init_soft();
+  F.rl = 0.0f;
   if (SOFTMAX) {
     const float m = seg_max_f<G>(lm, seg);  // fmaxf: NaN never becomes the reference
     const bool finite = (__float_as_uint(m) & 0x7F800000u) != 0x7F800000u;
-    rl = (finite ? m : 0.0f) * kLog2e;  // a non-finite row (its statistics are NaN): any finite reference
+    F.rl = (finite ? m : 0.0f) * kLog2e;  // a non-finite row (its statistics are NaN): any finite reference
   }
-  auto soft = [&](float v) {
-    const float d = fmaxf(fmaf(v, kLog2e, -rl), kExp2Underflow);
-    const float p = exp2f(d);
-    s += p;
-    u = fmaf(p, d, u);
-    q = fmaf(p, p, q);
-  };
-  uint32_t vbits = 0;
+  uint32_t vbits = 0;  // (first: the vector maxima die here)
 #pragma unroll
-  for (int t = 0; t < NV; ++t) {
-    if (SOFTMAX) {
+  for (int t = 0; t < NV; ++t)
+    if (!(vm[t] < thr_f)) vbits |= 1u << t;
+  if (SOFTMAX) {
+#pragma unroll
+    for (int t = 0; t < NV; ++t) {
       float xv[V];
       D::unpack(w[t], xv);
 #pragma unroll
-      for (int e = 0; e < V; ++e) soft(xv[e]);
+      for (int e = 0; e < V; ++e) F.add_exp(fmaf(xv[e], kLog2e, -F.rl));
     }
-    if (!(vm[t] < thr_f)) vbits |= 1u << t;
+  }
+  // a -inf or NaN slot (u = NaN), or a row maximum so low that the padding counts: again, clamped,
+  // the padding left out (per lane: no shuffles here)
+  if (SOFTMAX && ((__float_as_uint(F.u) & 0x7FFFFFFFu) > 0x7F800000u || F.rl <= low_rl)) {
+    F.s = F.u = F.q = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NV; ++t) {
+      float xv[V];
+      D::unpack(w[t], xv);
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        if (sl.index(t, e) < static_cast<uint32_t>(c)) F.soft(xv[e]);
+    }
   }
   bool edge = false;  // the head or tail slot is a candidate
   if (sl.vec && (sl.h > 0 || sl.t0 < c)) {
     if (SOFTMAX) {
-      soft(xh);
-      soft(xt);
+      F.soft(xh);
+      F.soft(xt);
     }
     edge = !(xh < thr_f) || !(xt < thr_f);
   }
@@ -312,13 +337,14 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
   }
 
   cnt = seg_sum_u32<G>(cnt, seg);
+  float s = 0.0f, u = 0.0f, q = 0.0f;
   if (SOFTMAX) {
-    s = seg_sum_f<G>(s, seg);
-    u = seg_sum_f<G>(u, seg);
-    q = seg_sum_f<G>(q, seg);
+    s = seg_sum_f<G>(F.s, seg);
+    u = seg_sum_f<G>(F.u, seg);
+    q = seg_sum_f<G>(F.q, seg);
   }
   if (lane == 0)
-    write_row_stats(P, row, top, static_cast<double>(rl) / static_cast<double>(kLog2e), s, u, q, cnt, rc, kLn2);
+    write_row_stats(P, row, top, static_cast<double>(F.rl) / static_cast<double>(kLog2e), s, u, q, cnt, rc, kLn2);
 }
 
 }  // namespace v2
