@@ -5,8 +5,9 @@ Per thread and row:
 
 * the hot loop: its cheapest iteration (no lane reaches the bound) on every tile;
 * the exact path on the tiles its warp admits: the cheapest admitted iteration with no candidate,
-  plus one trip of the candidate loop per candidate of the warp's busiest lane and one trip of the
-  insertion loop (through its shuffle-up: an insertion that happens) per candidate of the warp;
+  plus one trip of the candidate loop per candidate of the warp's busiest lane (a trip that reads
+  a candidate vector again) and one trip of the insertion loop (through its shuffle-up: an
+  insertion that happens) per candidate of the warp;
   the first tile also runs the seed (the k-th largest lane maximum);
 * the fixed cost: the cheapest entry -> EXIT path through the finite-row statistics (the float64
   log and divisions), plus k trips of the warps' merge loop; a partial last tile (C not a multiple
@@ -131,8 +132,11 @@ def analyze_long_kernel(instrs, labels) -> dict:
     il, cl = ins_lp[0], ins_lp[1]  # the insertion loop, the candidate loop around it
     u = min(b for b in up if il.header <= b <= il.latch)
     ins_trip = _size(blocks, _via(blocks, il.header, il.latch, il.header, il.latch, [u]))
-    cand_trip = _size(blocks, _via(blocks, cl.header, cl.latch, cl.header, cl.latch, [u]))  # with one insertion
-    one = _via(blocks, h, l, h, l, [u])
+    # a trip of the candidate loop that reads a candidate vector again (when it does) and inserts one
+    reload = [b for b in range(cl.header, cl.latch + 1) if any(o.startswith("LDG") and ".128" in o for o in ops(b))]
+    trip = _via(blocks, cl.header, cl.latch, cl.header, cl.latch, sorted({u, *reload[:1]}))
+    cand_trip = _size(blocks, trip if trip else _via(blocks, cl.header, cl.latch, cl.header, cl.latch, [u]))
+    one = _via(blocks, h, l, h, l, sorted({u, *reload[:1]})) or _via(blocks, h, l, h, l, [u])
     exact_one = _size(blocks, one)
     exact_zero = exact_one - cand_trip
     # the first tile's seed: the hot-loop block outside the inner loops with the most shuffles

@@ -5,8 +5,10 @@
 // Each warp keeps the exact top-k of its candidates as a sorted list spread over its lanes
 // (lane r < k holds the r-th best rank key). A tile takes the exact path only when some lane's
 // NaN-propagating tile max reaches the threshold or passes the softmax reference by kSlack nats;
-// on it, each lane marks its elements that reach the threshold (one compare per element) and the
-// warp inserts them one at a time (a ballot picks the lane, a shuffle-up makes room). The
+// on it, each lane marks its vectors whose max reaches the threshold (one compare per vector; the
+// row's head, tail and partial last tile: per element), reads a marked vector again to find its
+// candidates, and the warp inserts them one at a time (a ballot picks the lane, a shuffle-up makes
+// room). The
 // threshold is the larger of
 //   * the warp's own k-th order key + 1 (its later elements have higher indices: an equal key
 //     cannot enter) and
@@ -74,6 +76,51 @@ __device__ __forceinline__ void insert_candidates(const Params& P, int64_t row, 
   }
 }
 
+// The hot loop's exact path: the same for a full tile of UL vectors per lane (w, at vector
+// indices v0 + t nl of the row's aligned part vp, classes h + v V + e), one compare per vector (its
+// NaN-propagating max) into a mask; a candidate vector is read again and its elements compared.
+template <int DT>
+__device__ __forceinline__ void insert_vector_candidates(const Params& P, int64_t row, WarpTop& T,
+                                                         const uint4 (&w)[UL], const uint4* vp, int v0, int nl, int h,
+                                                         float thr_f, int lane, int k) {
+  using D = DType<DT>;
+  constexpr int V = D::V;
+  uint32_t vbits = 0;
+#pragma unroll
+  for (int t = 0; t < UL; ++t) {
+    const uint4 one[1] = {w[t]};
+    if (!(tile_max<DT, 1>(one) < thr_f)) vbits |= 1u << t;
+  }
+  uint32_t em = 0;  // candidates of the vector `cur` not yet inserted
+  int cur = 0;
+#pragma unroll 1
+  while (__any_sync(0xFFFFFFFFu, (vbits | em) != 0)) {
+    if (em == 0 && vbits != 0) {
+      cur = v0 + (__ffs(static_cast<int>(vbits)) - 1) * nl;
+      vbits &= vbits - 1;
+      float xv[V];
+      D::unpack(__ldg(vp + cur), xv);  // read again (cached)
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        if (!(xv[e] < thr_f)) em |= 1u << e;
+    }
+    uint64_t key = 0;
+    if (em != 0) {
+      const int e = __ffs(static_cast<int>(em)) - 1;
+      em &= em - 1;
+      const uint32_t j = static_cast<uint32_t>(h + cur * V + e);
+      key = rank_key(order_key(load_x<DT>(P, row, j)), j);
+    }
+    uint32_t who = __ballot_sync(0xFFFFFFFFu, key != 0);
+#pragma unroll 1
+    while (who != 0) {
+      const int src = __ffs(static_cast<int>(who)) - 1;
+      who &= who - 1;
+      T.insert(__shfl_sync(0xFFFFFFFFu, key, src), lane, k);
+    }
+  }
+}
+
 // bf16x2 pair of the clamp bound for exp arguments: at most r - 120 nats - |r| / 64 (a term
 // below it is 2^(<= -173) = 0 in float32), rounded down to bf16; finite (r >= kRefInit).
 __device__ __forceinline__ uint32_t bf16_floor_pair(float r) {
@@ -107,11 +154,11 @@ struct LongRow : Soft {
 };
 
 // One tile of NE elements per lane: x[e] (padding: -inf), class idx(e), cm their NaN-propagating
-// max; raw: the packed words (bf16 clamp) when PACKED. Every lane of the warp calls it.
-template <int DT, bool SOFTMAX, int NE, class Idx>
+// max; cands(thr_f) inserts the tile's candidates on the exact path. Every lane of the warp calls it.
+template <int DT, bool SOFTMAX, int NE, class Idx, class Cands>
 __device__ __forceinline__ void long_tile(const Params& P, int64_t row, LongRow& L, const float (&x)[NE], Idx idx,
                                           float cm, uint32_t c, const RowConst& rc, bool first, int lane,
-                                          uint32_t* s_thr) {
+                                          uint32_t* s_thr, Cands cands) {
   L.raise(*static_cast<volatile uint32_t*>(s_thr));  // the block's bound (monotone; any value is valid)
   bool want = !(cm < L.thr_f);
   if (SOFTMAX) want = want || cm > L.r + kSlack;
@@ -124,7 +171,7 @@ __device__ __forceinline__ void long_tile(const Params& P, int64_t row, LongRow&
       }
     }
     if (first && rc.k <= 32) L.raise(seg_kth_largest<32>(order_key(cm), lane, rc.k, 0xFFFFFFFFu));
-    insert_candidates<DT, NE>(P, row, L.T, x, idx, c, L.thr_f, lane, rc.k);
+    cands(L.thr_f);
     const uint32_t own = L.T.own_bound();
     L.raise(own);
     const uint32_t pub = static_cast<uint32_t>(L.T.kth >> 32);
@@ -148,26 +195,27 @@ __device__ __forceinline__ void long_soft(LongRow& L, const float (&x)[NE]) {
 // bf16 vectors: the exp arguments from pairs clamped with one max.bf16x2 per two elements.
 template <bool SOFTMAX>
 __device__ __forceinline__ void long_soft_bf16(LongRow& L, const uint4 (&w)[UL]) {
-  if (!SOFTMAX) return;
+  if constexpr (SOFTMAX) {
 #pragma unroll
-  for (int t = 0; t < UL; ++t) {
-    const uint32_t v[4] = {w[t].x, w[t].y, w[t].z, w[t].w};
+    for (int t = 0; t < UL; ++t) {
+      const uint32_t v[4] = {w[t].x, w[t].y, w[t].z, w[t].w};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      uint32_t m;
+      for (int i = 0; i < 4; ++i) {
+        uint32_t m;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-      asm("max.bf16x2 %0, %1, %2;" : "=r"(m) : "r"(v[i]), "r"(L.lo2));
+        asm("max.bf16x2 %0, %1, %2;" : "=r"(m) : "r"(v[i]), "r"(L.lo2));
 #else
-      {  // max of each half (NaN -> the bound, as max.bf16x2)
-        const float a = __uint_as_float(v[i] << 16), b = __uint_as_float(v[i] & 0xFFFF0000u);
-        const float la = __uint_as_float(L.lo2 << 16);
-        const uint32_t ha = (a >= la) ? (v[i] & 0xFFFFu) : (L.lo2 & 0xFFFFu);
-        const uint32_t hb = (b >= la) ? (v[i] >> 16) : (L.lo2 & 0xFFFFu);
-        m = ha | (hb << 16);
-      }
+        {  // max of each half (NaN -> the bound, as max.bf16x2)
+          const float a = __uint_as_float(v[i] << 16), b = __uint_as_float(v[i] & 0xFFFF0000u);
+          const float la = __uint_as_float(L.lo2 << 16);
+          const uint32_t ha = (a >= la) ? (v[i] & 0xFFFFu) : (L.lo2 & 0xFFFFu);
+          const uint32_t hb = (b >= la) ? (v[i] >> 16) : (L.lo2 & 0xFFFFu);
+          m = ha | (hb << 16);
+        }
 #endif
-      L.add_exp(fmaf(__uint_as_float(m << 16), kLog2e, -L.rl));
-      L.add_exp(fmaf(__uint_as_float(m & 0xFFFF0000u), kLog2e, -L.rl));
+        L.add_exp(fmaf(__uint_as_float(m << 16), kLog2e, -L.rl));
+        L.add_exp(fmaf(__uint_as_float(m & 0xFFFF0000u), kLog2e, -L.rl));
+      }
     }
   }
 }
@@ -190,7 +238,8 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
     if (h > 0) {  // the scalar head up to 16-byte alignment
       const float xh[1] = {tid < h ? D::f(__ldg(rp + tid)) : ninf};
       auto ih = [&](int) { return tid < h ? static_cast<uint32_t>(tid) : c; };
-      long_tile<DT, SOFTMAX, 1>(P, row, L, xh, ih, xh[0], c, rc, false, lane, s_thr);
+      long_tile<DT, SOFTMAX, 1>(P, row, L, xh, ih, xh[0], c, rc, false, lane, s_thr,
+                                [&](float tf) { insert_candidates<DT, 1>(P, row, L.T, xh, ih, c, tf, lane, rc.k); });
       long_soft<SOFTMAX, 1>(L, xh);
     }
     const int nv = (static_cast<int>(c) - h) / V;
@@ -210,7 +259,11 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
         for (int e = 0; e < V; ++e) x[t * V + e] = xv[e];
       }
       auto idx = [&](int e) { return static_cast<uint32_t>(h + (base + tid + (e / V) * nl) * V + e % V); };
-      long_tile<DT, SOFTMAX, UL * V>(P, row, L, x, idx, tile_max<DT, UL>(w), c, rc, base == 0, lane, s_thr);
+      long_tile<DT, SOFTMAX, UL * V>(P, row, L, x, idx, tile_max<DT, UL>(w), c, rc, base == 0, lane, s_thr,
+                                     [&](float tf) {
+                                       insert_vector_candidates<DT>(P, row, L.T, w, vp, base + tid, nl, h, tf, lane,
+                                                                    rc.k);
+                                     });
       if constexpr (DT == 2) {
         long_soft_bf16<SOFTMAX>(L, w);
       } else {
@@ -231,7 +284,9 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
         const int v = full + tid + (e / V) * nl;
         return v < nv ? static_cast<uint32_t>(h + v * V + e % V) : c;
       };
-      long_tile<DT, SOFTMAX, UL * V>(P, row, L, x, idx, elems_max(x), c, rc, full == 0, lane, s_thr);
+      long_tile<DT, SOFTMAX, UL * V>(P, row, L, x, idx, elems_max(x), c, rc, full == 0, lane, s_thr, [&](float tf) {
+        insert_candidates<DT, UL * V>(P, row, L.T, x, idx, c, tf, lane, rc.k);
+      });
       long_soft<SOFTMAX, UL * V>(L, x);
     }
     const int t0 = h + nv * V;  // the scalar tail (< V elements)
@@ -239,7 +294,8 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
       const bool in = t0 + tid < static_cast<int>(c);
       const float xt[1] = {in ? D::f(__ldg(rp + t0 + tid)) : ninf};
       auto it = [&](int) { return in ? static_cast<uint32_t>(t0 + tid) : c; };
-      long_tile<DT, SOFTMAX, 1>(P, row, L, xt, it, xt[0], c, rc, false, lane, s_thr);
+      long_tile<DT, SOFTMAX, 1>(P, row, L, xt, it, xt[0], c, rc, false, lane, s_thr,
+                                [&](float tf) { insert_candidates<DT, 1>(P, row, L.T, xt, it, c, tf, lane, rc.k); });
       long_soft<SOFTMAX, 1>(L, xt);
     }
   } else {
@@ -254,7 +310,8 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
         const int jj = base + tid + e * nl;
         return jj < static_cast<int>(c) ? static_cast<uint32_t>(jj) : c;
       };
-      long_tile<DT, SOFTMAX, UL>(P, row, L, x, idx, elems_max(x), c, rc, base == 0, lane, s_thr);
+      long_tile<DT, SOFTMAX, UL>(P, row, L, x, idx, elems_max(x), c, rc, base == 0, lane, s_thr,
+                                 [&](float tf) { insert_candidates<DT, UL>(P, row, L.T, x, idx, c, tf, lane, rc.k); });
       long_soft<SOFTMAX, UL>(L, x);
     }
   }
@@ -304,7 +361,7 @@ __device__ __forceinline__ void merge_block_warps(const Params& P, int64_t row, 
 // merges the warps' softmax sums (one exp per warp) and top-k lists in shared memory.
 // ---------------------------------------------------------------------------------------
 template <int DT, bool SOFTMAX>
-__global__ void __launch_bounds__(512) topk_long_kernel(const Params P) {
+__global__ void __launch_bounds__(512, 1) topk_long_kernel(const Params P) {
   __shared__ uint64_t s_keys[16][32];
   __shared__ float s_soft[16][4];
   __shared__ uint32_t s_cnt[16];
