@@ -3,9 +3,13 @@
 // static SASS budget (benchmarks/gpu_static/cuda.py); not yet run on a GPU, so backend="auto"
 // never picks it (backend="cuda_v2" does).
 //
-// A row is scanned by a segment of W lanes (W = 1, 8 or 32 lanes of a warp, or each warp of a block)
-// in tiles of U 128-bit vectors per lane; every index of a tile is above every index of the tiles
-// before it. Per tile, on the common path:
+// Three kernels, by row length (launch_plan.h): rows of 33 ... 1024 classes are read once into
+// registers (topk_v2_rows.cuh), rows past 32768 classes take a block each (topk_v2_long.cuh), the
+// rest (and k above the rows kernel's lanes) the streaming kernel below.
+//
+// Streaming: a row is scanned by a segment of W lanes (W = 1, 8 or 32 lanes of a warp) in tiles of
+// U 128-bit vectors per lane; every index of a tile is above every index of the tiles before it.
+// Per tile, on the common path:
 //   * one NaN-propagating max per element gives each lane's tile max cm;
 //   * the tile is admitted (the exact path runs, for the whole segment: one vote) only when some
 //     lane's cm can enter the top-k (!(cm < key_value(thr)); NaN is always admitted) or exceeds
@@ -18,7 +22,7 @@
 // lanes (strict: later elements have higher indices, so an equal key cannot enter) and, on the
 // first tile, to the k-th largest of the lanes' maxima (accept >=).
 // The end of a row: plain segment sums (r is shared, so no exp), k rounds of a shuffle arg-max
-// over the lanes' buffers; the block layout merges its warps in shared memory.
+// over the lanes' buffers.
 // SOFTMAX is a template parameter (no softmax branch in the loop); a target rank is counted
 // with exact order keys when the row has a target.
 #pragma once

@@ -40,6 +40,16 @@ struct WarpTop {
     if (lane < k) e = lane == pos ? c : (lane > pos ? up : e);
     kth = __shfl_sync(0xFFFFFFFFu, e, k - 1);
   }
+  // Insert every lane's key (0: none), one lane at a time (a ballot picks them).
+  __device__ __forceinline__ void insert_lanes(uint64_t key, int lane, int k) {
+    uint32_t who = __ballot_sync(0xFFFFFFFFu, key != 0);
+#pragma unroll 1
+    while (who != 0) {
+      const int src = __ffs(static_cast<int>(who)) - 1;
+      who &= who - 1;
+      insert(__shfl_sync(0xFFFFFFFFu, key, src), lane, k);
+    }
+  }
   // Only an order key >= this can enter the warp's list.
   __device__ __forceinline__ uint32_t own_bound() const {
     const uint32_t ok = static_cast<uint32_t>(kth >> 32);
@@ -66,13 +76,7 @@ __device__ __forceinline__ void insert_candidates(const Params& P, int64_t row, 
       const uint32_t j = idx(e);
       if (j < c) key = rank_key(order_key(load_x<DT>(P, row, j)), j);  // read again (cached)
     }
-    uint32_t who = __ballot_sync(0xFFFFFFFFu, key != 0);
-#pragma unroll 1
-    while (who != 0) {
-      const int src = __ffs(static_cast<int>(who)) - 1;
-      who &= who - 1;
-      T.insert(__shfl_sync(0xFFFFFFFFu, key, src), lane, k);
-    }
+    T.insert_lanes(key, lane, k);
   }
 }
 
@@ -111,13 +115,7 @@ __device__ __forceinline__ void insert_vector_candidates(const Params& P, int64_
       const uint32_t j = static_cast<uint32_t>(h + cur * V + e);
       key = rank_key(order_key(load_x<DT>(P, row, j)), j);
     }
-    uint32_t who = __ballot_sync(0xFFFFFFFFu, key != 0);
-#pragma unroll 1
-    while (who != 0) {
-      const int src = __ffs(static_cast<int>(who)) - 1;
-      who &= who - 1;
-      T.insert(__shfl_sync(0xFFFFFFFFu, key, src), lane, k);
-    }
+    T.insert_lanes(key, lane, k);
   }
 }
 
