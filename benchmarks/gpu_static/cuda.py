@@ -5,7 +5,7 @@ The launch configuration of a shape (kernel, K slots, lanes per row, block, grid
 program; the chosen kernel template instances are then compiled from the same headers with the
 extension's nvcc flags (``-O3 --use_fast_math``) in a translation unit of device code alone
 (``MLMETRICS_DEVICE_ONLY``: no ATen, seconds instead of minutes), and costed by :mod:`.sass`;
-v2's rows kernel (C = 33 ... 1024) by :mod:`.cuda_rows` and its long-row kernel (C > 32768) by
+v2's rows kernel (C = 33 ... 1024) by :mod:`.cuda_rows` and its long-row kernel (C > 2048) by
 :mod:`.cuda_long`, each with its expected data-dependent work simulated on i.i.d. rows.
 Needs ``nvcc`` (``CUDA_HOME``, else ``/usr/local/cuda``, else PATH) and a host C++ compiler.
 """

@@ -30,16 +30,17 @@ constexpr int kMaxFusedK = 32;
 // c: classes the op sees (C' with class_subset), n rows; version: the kernel (1 or 2).
 // v1: 8 lanes per row up to C = 256, 32 up to 4096, then a block of 256 (512 past 16384).
 // v2: one lane per row up to C = 32 (a row is one or a few tiles: nothing to share), 8 lanes up to
-// C = 2048 (more elements per lane: its per-row merge is amortised over
-// >= 32 vectors per lane), 32 up to 32768, then a block of 128 threads (64 from C = 65536: >= 1024
-// elements per thread, fewer warps sharing a row's bound: topk_v2_long.cuh). v2 rows of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up
-// to C = 128 and k = 8, else 16 x 64 up to k = 16) take the rows layout: read once into registers.
+// C = 2048 (more elements per lane: its per-row merge is amortised over >= 32 vectors per lane),
+// then the long-row kernel (topk_v2_long.cuh), a block per row: one warp up to C = 32768, 4 warps
+// up to 65535, 2 from 65536 (>= 1024 elements per thread, few warps sharing a row's bound). v2 rows
+// of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up to C = 128 and k = 8, else
+// 16 x 64 up to k = 16) take the rows layout: read once into registers.
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
   LaunchPlan p{};
   p.general = k > kMaxFusedK;
   p.kernel_k = p.general ? 1 : static_cast<int>(k);
   p.k_slots = p.kernel_k <= 8 ? 8 : 32;
-  const int64_t group_max_c = version == 1 ? 4096 : 32768;
+  const int64_t group_max_c = version == 1 ? 4096 : 2048;
   const int64_t lanes8_max_c = version == 1 ? 256 : 2048;
   const int rows_lanes = c <= 128 && p.kernel_k <= 8 ? 8 : 16;
   if (version == 2 && c > 32 && c <= 1024 && p.kernel_k <= rows_lanes) {
@@ -57,7 +58,7 @@ inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) 
     p.blocks = (n + rows_per_block - 1) / rows_per_block;
   } else {
     p.layout = kBlockLayout;
-    p.threads = version == 1 ? (c > 16384 ? 512 : 256) : (c >= 65536 ? 64 : 128);
+    p.threads = version == 1 ? (c > 16384 ? 512 : 256) : (c >= 65536 ? 64 : (c > 32768 ? 128 : 32));
     p.lanes = p.threads;
     p.blocks = n;
   }

@@ -4,10 +4,10 @@
 // never picks it (backend="cuda_v2" does).
 //
 // Three kernels, by row length (launch_plan.h): rows of 33 ... 1024 classes are read once into
-// registers (topk_v2_rows.cuh), rows past 32768 classes take a block each (topk_v2_long.cuh), the
+// registers (topk_v2_rows.cuh), rows past 2048 classes take a block each (topk_v2_long.cuh), the
 // rest (and k above the rows kernel's lanes) the streaming kernel below.
 //
-// Streaming: a row is scanned by a segment of W lanes (W = 1, 8 or 32 lanes of a warp) in tiles of
+// Streaming: a row is scanned by a segment of W lanes (W = 1 or 8 lanes of a warp) in tiles of
 // U 128-bit vectors per lane; every index of a tile is above every index of the tiles before it.
 // Per tile, on the common path:
 //   * one NaN-propagating max per element gives each lane's tile max cm;
@@ -424,9 +424,7 @@ void launch_fused(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stre
   if (lp.layout == plan::kRowsLayout) {
     launch_rows<DT, SOFTMAX>(P, lp, stream);
   } else if (lp.layout == plan::kGroupLayout) {
-    auto kernel = lp.lanes == 1   ? &topk_group_kernel<DT, K, 1, SOFTMAX>
-                  : lp.lanes == 8 ? &topk_group_kernel<DT, K, 8, SOFTMAX>
-                                  : &topk_group_kernel<DT, K, 32, SOFTMAX>;
+    auto kernel = lp.lanes == 1 ? &topk_group_kernel<DT, K, 1, SOFTMAX> : &topk_group_kernel<DT, K, 8, SOFTMAX>;
     launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
   } else {
     launch_kernel(&topk_long_kernel<DT, SOFTMAX>, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream,

@@ -1,4 +1,4 @@
-// topk_stats kernel v2 for long rows (C > 32768): one block per row, each warp a segment that
+// topk_stats kernel v2 for long rows (C > 2048): one block per row, each warp a segment that
 // streams tiles of UL 128-bit vectors per lane. Included by topk_v2.cuh (its helpers: Soft,
 // tile_max, seg_*, the constants).
 //

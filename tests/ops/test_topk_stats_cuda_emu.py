@@ -65,8 +65,8 @@ def _layout(x, layout):
 
 # Shapes at the launch-plan switches (launch_plan.h; v1: 8 / 32 lanes per row at C = 256, a block
 # per row past 4096, 512 threads past 16384; v2: the rows kernel from C = 33 to 1024 (8 lanes to
-# C = 128 and k = 8, 16 to k = 16), 8 / 32 lanes at 2048, a block past 32768, 128 threads from
-# 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
+# C = 128 and k = 8, 16 to k = 16), 8 lanes to 2048, then a block per row: one warp, 4 warps past
+# 32768, 2 from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c,k", [(1, 1), (10, 10), (256, 8), (257, 9), (2048, 5), (2049, 9), (4096, 32),
                                  (4097, 33), (16385, 5), (32769, 8), (65536, 3)])
@@ -167,13 +167,14 @@ def test_rows_kernel_class_subset(emu):
 
 
 # ---------------------------------------------------------------------------------------
-# v2's long-row kernel (csrc/cuda/topk_v2_long.cuh; C > 32768: a block per row): per-warp top-k
+# v2's long-row kernel (csrc/cuda/topk_v2_long.cuh; C > 2048: a block per row): per-warp top-k
 # lists, the block-wide bound, the bf16 exp clamp
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("style", ["normal", "rounded", "flood", "specials", "sorted", "reversed", "far"])
-def test_long_rows(emu, dtype, style):
-    c, n = 40000, 6
+@pytest.mark.parametrize("c", [3000, 40000])  # one warp per row, four
+def test_long_rows(emu, dtype, style, c):
+    n = 6
     g = torch.Generator().manual_seed(len(style))
     if style == "reversed":
         x = torch.arange(c, 0, -1, dtype=torch.float32).repeat(n, 1)

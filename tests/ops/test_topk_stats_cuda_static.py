@@ -51,6 +51,7 @@ def test_launch_plan_is_the_hosts():
     assert cuda.launch_plan(65536, 1000, 17, 2)["layout"] == 0  # k > 16 lanes: the streaming kernel
     assert cuda.launch_plan(65536, 1000, 5, 1)["layout"] == 0  # v1 unchanged
     assert cuda.launch_plan(4096, 131072, 5, 2)["threads"] == 64
+    assert (cuda.launch_plan(4096, 21841, 5, 2)["layout"], cuda.launch_plan(4096, 21841, 5, 2)["threads"]) == (1, 32)
     assert cuda.launch_plan(10, 1000, 33, 1)["general"] is True
 
 
