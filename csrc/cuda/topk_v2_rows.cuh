@@ -108,8 +108,14 @@ __device__ __forceinline__ uint64_t best_below(const Params& P, int64_t row, con
   return best;
 }
 
+// fl(m log2e) for the row maximum m as the softmax reference; a non-finite row (its statistics
+// are NaN) takes any finite one.
+__device__ __forceinline__ float ref_log2(float m) {
+  return ((__float_as_uint(m) & 0x7F800000u) != 0x7F800000u ? m : 0.0f) * kLog2e;
+}
+
 template <int DT, int G, int NE, bool SOFTMAX>
-__global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
+__global__ void __launch_bounds__(256, 1) topk_rows_kernel(const Params P) {
   using D = DType<DT>;
   using S = typename D::S;
   constexpr int V = D::V;
@@ -199,8 +205,7 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
   F.rl = 0.0f;
   if (SOFTMAX) {
     const float m = seg_max_f<G>(lm, seg);  // fmaxf: NaN never becomes the reference
-    const bool finite = (__float_as_uint(m) & 0x7F800000u) != 0x7F800000u;
-    F.rl = (finite ? m : 0.0f) * kLog2e;  // a non-finite row (its statistics are NaN): any finite reference
+    F.rl = ref_log2(m);
   }
   uint32_t vbits = 0;  // (first: the vector maxima die here)
 #pragma unroll
@@ -215,9 +220,19 @@ __global__ void __launch_bounds__(256) topk_rows_kernel(const Params P) {
       for (int e = 0; e < V; ++e) F.add_exp(fmaf(xv[e], kLog2e, -F.rl));
     }
   }
-  // a -inf or NaN slot (u = NaN), or a row maximum so low that the padding counts: again, clamped,
-  // the padding left out (per lane: no shuffles here)
-  if (SOFTMAX && ((__float_as_uint(F.u) & 0x7FFFFFFFu) > 0x7F800000u || F.rl <= low_rl)) {
+  // a -inf or NaN slot (u = NaN), or a row maximum so low that the padding may have set it: the
+  // segment again, the padding left out: the exact maximum, clamped sums
+  if (SOFTMAX && __any_sync(seg, (__float_as_uint(F.u) & 0x7FFFFFFFu) > 0x7F800000u || F.rl <= low_rl)) {
+    float mv = fmaxf(xh, xt);
+#pragma unroll
+    for (int t = 0; t < NV; ++t) {
+      float xv[V];
+      D::unpack(w[t], xv);
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        if (sl.index(t, e) < static_cast<uint32_t>(c)) mv = fmaxf(mv, xv[e]);
+    }
+    F.rl = ref_log2(seg_max_f<G>(mv, seg));
     F.s = F.u = F.q = 0.0f;
 #pragma unroll
     for (int t = 0; t < NV; ++t) {

@@ -126,13 +126,20 @@ def _rows_input(style, n, c, dtype, g):
         x[5, 0] = float("nan")
     elif style == "sorted":  # every element above the ones before it
         x = torch.arange(c, dtype=torch.float32).repeat(n, 1)
+    elif style == "low":  # float16: row maxima near the rows kernel's padding value (-65504); else far
+        if dtype == torch.float16:  # within 200 of the padding: the padding-free recount
+            x = x.clamp(-3.0, 3.0) * 10.0 - 65450.0
+            x[1] = -65504.0  # the padding value itself
+        else:  # far from 0 (v2's softmax statistics need |x| below ~1e9)
+            x = x * 30.0 - 1e6
+        x[0, ::7] = float("-inf")
     return x.to(dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("c,k", [(33, 1), (33, 16), (100, 8), (128, 5), (129, 9), (1000, 5), (1000, 16),
                                  (1024, 16), (1000, 17)])
-@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "some_ties", "specials", "sorted"])
+@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "some_ties", "specials", "sorted", "low"])
 def test_rows_kernel(emu, dtype, c, k, style):
     g = torch.Generator().manual_seed(c * 31 + k)
     n = 37  # a partly filled last block
