@@ -33,8 +33,9 @@ constexpr int kMaxFusedK = 32;
 // C = 2048 (more elements per lane: its per-row merge is amortised over >= 32 vectors per lane),
 // then the long-row kernel (topk_v2_long.cuh), a block per row: one warp up to C = 32768, 4 warps
 // up to 65535, 2 from 65536 (>= 1024 elements per thread, few warps sharing a row's bound). v2 rows
-// of 33 ... 1024 classes with k <= the lanes (8 lanes x 16 slots up to C = 128 and k = 8, else
-// 16 x 64 up to k = 16) take the rows layout: read once into registers.
+// of 33 ... 1024 classes take the rows layout, read once into registers: 8 lanes x 16 slots up to
+// C = 128 and k = 8, else 16 lanes x 16 / 32 / 64 slots (C <= 256 / 512 / 1024) up to k = 16, else
+// 32 x 32 (the threshold is the k-th largest lane maximum: k <= lanes).
 inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) {
   LaunchPlan p{};
   p.general = k > kMaxFusedK;
@@ -42,11 +43,18 @@ inline LaunchPlan launch_plan(int64_t n, int64_t c, int64_t k, int version = 1) 
   p.k_slots = p.kernel_k <= 8 ? 8 : 32;
   const int64_t group_max_c = version == 1 ? 4096 : 2048;
   const int64_t lanes8_max_c = version == 1 ? 256 : 2048;
-  const int rows_lanes = c <= 128 && p.kernel_k <= 8 ? 8 : 16;
-  if (version == 2 && c > 32 && c <= 1024 && p.kernel_k <= rows_lanes) {
+  if (version == 2 && c > 32 && c <= 1024) {  // (k <= 32 here: the fused kernels' k)
     p.layout = kRowsLayout;
-    p.lanes = rows_lanes;
-    p.slots = rows_lanes == 8 ? 16 : 64;
+    if (c <= 128 && p.kernel_k <= 8) {
+      p.lanes = 8;
+      p.slots = 16;
+    } else if (p.kernel_k <= 16) {
+      p.lanes = 16;
+      p.slots = c <= 256 ? 16 : (c <= 512 ? 32 : 64);
+    } else {
+      p.lanes = 32;
+      p.slots = 32;
+    }
     p.threads = 256;
     const int64_t rows_per_block = p.threads / p.lanes;
     p.blocks = (n + rows_per_block - 1) / rows_per_block;

@@ -5,7 +5,7 @@
 //
 // Three kernels, by row length (launch_plan.h): rows of 33 ... 1024 classes are read once into
 // registers (topk_v2_rows.cuh), rows past 2048 classes take a block each (topk_v2_long.cuh), the
-// rest (and k above the rows kernel's lanes) the streaming kernel below.
+// rest (C <= 32, C = 1025 ... 2048) the streaming kernel below.
 //
 // Streaming: a row is scanned by a segment of W lanes (W = 1 or 8 lanes of a warp) in tiles of
 // U 128-bit vectors per lane; every index of a tile is above every index of the tiles before it.
@@ -415,7 +415,11 @@ namespace v2 {
 #if !defined(MLMETRICS_DEVICE_ONLY)
 template <int DT, bool SOFTMAX>
 void launch_rows(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
-  auto kernel = lp.lanes == 8 ? &topk_rows_kernel<DT, 8, 16, SOFTMAX> : &topk_rows_kernel<DT, 16, 64, SOFTMAX>;
+  auto kernel = lp.lanes == 8    ? &topk_rows_kernel<DT, 8, 16, SOFTMAX>
+                : lp.lanes == 32 ? &topk_rows_kernel<DT, 32, 32, SOFTMAX>
+                : lp.slots == 16 ? &topk_rows_kernel<DT, 16, 16, SOFTMAX>
+                : lp.slots == 32 ? &topk_rows_kernel<DT, 16, 32, SOFTMAX>
+                                 : &topk_rows_kernel<DT, 16, 64, SOFTMAX>;
   launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
 }
 

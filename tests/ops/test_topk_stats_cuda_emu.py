@@ -65,8 +65,8 @@ def _layout(x, layout):
 
 # Shapes at the launch-plan switches (launch_plan.h; v1: 8 / 32 lanes per row at C = 256, a block
 # per row past 4096, 512 threads past 16384; v2: the rows kernel from C = 33 to 1024 (8 lanes to
-# C = 128 and k = 8, 16 to k = 16), 8 lanes to 2048, then a block per row: one warp, 4 warps past
-# 32768, 2 from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
+# C = 128 and k = 8, 16 to k = 16, 32 past), 8 lanes to 2048, then a block per row: one warp, 4
+# warps past 32768, 2 from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c,k", [(1, 1), (10, 10), (256, 8), (257, 9), (2048, 5), (2049, 9), (4096, 32),
                                  (4097, 33), (16385, 5), (32769, 8), (65536, 3)])
@@ -102,7 +102,7 @@ def test_random_cases(emu, kernel, case, with_softmax):
 
 
 # ---------------------------------------------------------------------------------------
-# v2's rows kernel (csrc/cuda/topk_v2_rows.cuh; launch_plan.h: 33 <= C <= 1024, k <= 16 lanes):
+# v2's rows kernel (csrc/cuda/topk_v2_rows.cuh; launch_plan.h: 33 <= C <= 1024, 8 / 16 / 32 lanes):
 # the threshold from the lane maxima, candidates in shared memory, and the paths past the common one
 # ---------------------------------------------------------------------------------------
 def _rows_input(style, n, c, dtype, g):
@@ -137,8 +137,8 @@ def _rows_input(style, n, c, dtype, g):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("c,k", [(33, 1), (33, 16), (100, 8), (128, 5), (129, 9), (1000, 5), (1000, 16),
-                                 (1024, 16), (1000, 17)])
+@pytest.mark.parametrize("c,k", [(33, 1), (33, 16), (100, 8), (128, 5), (129, 9), (256, 16), (300, 12),
+                                 (1000, 5), (1000, 16), (1024, 16), (33, 32), (513, 20), (1000, 17), (1024, 32)])
 @pytest.mark.parametrize("style", ["normal", "rounded", "flood", "some_ties", "specials", "sorted", "low"])
 def test_rows_kernel(emu, dtype, c, k, style):
     g = torch.Generator().manual_seed(c * 31 + k)

@@ -45,7 +45,8 @@ def test_launch_plan_is_the_hosts():
     """The tool reads csrc/cuda/launch_plan.h: e.g. v2 holds a row of C = 1000 in 16 lanes x 64 slots."""
     p = cuda.launch_plan(65536, 1000, 5, 2)
     assert (p["layout"], p["lanes"], p["slots"], p["threads"], p["blocks"]) == (2, 16, 64, 256, 4096)
-    assert cuda.launch_plan(65536, 1000, 17, 2)["layout"] == 0  # k > 16 lanes: the streaming kernel
+    assert (cuda.launch_plan(65536, 1000, 17, 2)["lanes"], cuda.launch_plan(65536, 1000, 17, 2)["slots"]) == (32, 32)
+    assert cuda.launch_plan(65536, 300, 5, 2)["slots"] == 32  # slots for the row, not for C = 1024
     assert cuda.launch_plan(65536, 1000, 5, 1)["layout"] == 0  # v1 unchanged
     assert cuda.launch_plan(4096, 131072, 5, 2)["threads"] == 64
     assert (cuda.launch_plan(4096, 21841, 5, 2)["layout"], cuda.launch_plan(4096, 21841, 5, 2)["threads"]) == (1, 32)
