@@ -3,9 +3,13 @@
 // static SASS budget (benchmarks/gpu_static/cuda.py); not yet run on a GPU, so backend="auto"
 // never picks it (backend="cuda_v2" does).
 //
-// A row is scanned by a segment of W lanes (W = 1, 8 or 32 lanes of a warp, or each warp of a block)
-// in tiles of U 128-bit vectors per lane; every index of a tile is above every index of the tiles
-// before it. Per tile, on the common path:
+// Three kernels, by row length (launch_plan.h): rows of 33 ... 1024 classes are read once into
+// registers (topk_v2_rows.cuh), rows past 2048 classes take a block each (topk_v2_long.cuh), the
+// rest (C <= 32, C = 1025 ... 2048) the streaming kernel below.
+//
+// Streaming: a row is scanned by a segment of W lanes (W = 1 or 8 lanes of a warp) in tiles of
+// U 128-bit vectors per lane; every index of a tile is above every index of the tiles before it.
+// Per tile, on the common path:
 //   * one NaN-propagating max per element gives each lane's tile max cm;
 //   * the tile is admitted (the exact path runs, for the whole segment: one vote) only when some
 //     lane's cm can enter the top-k (!(cm < key_value(thr)); NaN is always admitted) or exceeds
@@ -18,7 +22,7 @@
 // lanes (strict: later elements have higher indices, so an equal key cannot enter) and, on the
 // first tile, to the k-th largest of the lanes' maxima (accept >=).
 // The end of a row: plain segment sums (r is shared, so no exp), k rounds of a shuffle arg-max
-// over the lanes' buffers; the block layout merges its warps in shared memory.
+// over the lanes' buffers.
 // SOFTMAX is a template parameter (no softmax branch in the loop); a target rank is counted
 // with exact order keys when the row has a target.
 #pragma once
@@ -47,16 +51,16 @@ __device__ __forceinline__ float max_nan(float a, float b) {
 #endif
 }
 
-// The NaN-propagating max of a tile of U 128-bit vectors: on 16-bit dtypes two elements per
+// The NaN-propagating max of a tile of N (U) 128-bit vectors: on 16-bit dtypes two elements per
 // instruction (max.NaN.{f16,bf16}x2; exact: the max of the float conversions), then the two halves.
-template <int DT>
-__device__ __forceinline__ float tile_max(const uint4 (&w)[U]) {
+template <int DT, int N = U>
+__device__ __forceinline__ float tile_max(const uint4 (&w)[N]) {
   using D = DType<DT>;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   if constexpr (DT != 0) {
     uint32_t m = w[0].x;
 #pragma unroll
-    for (int t = 0; t < U; ++t) {
+    for (int t = 0; t < N; ++t) {
       const uint32_t v[4] = {w[t].x, w[t].y, w[t].z, w[t].w};
 #pragma unroll
       for (int i = t == 0 ? 1 : 0; i < 4; ++i) {
@@ -77,13 +81,13 @@ __device__ __forceinline__ float tile_max(const uint4 (&w)[U]) {
     return max_nan(lo, hi);
   }
 #endif
-  float cm = -INFINITY;
+  float cm = 0.0f;
 #pragma unroll
-  for (int t = 0; t < U; ++t) {
+  for (int t = 0; t < N; ++t) {
     float x[D::V];
     D::unpack(w[t], x);
 #pragma unroll
-    for (int e = 0; e < D::V; ++e) cm = max_nan(cm, x[e]);
+    for (int e = 0; e < D::V; ++e) cm = t == 0 && e == 0 ? x[0] : max_nan(cm, x[e]);
   }
   return cm;
 }
@@ -137,27 +141,61 @@ __device__ __forceinline__ uint32_t seg_kth_largest(uint32_t v, int wl, int k, u
   return __shfl_sync(mask, v, k - 1, W);
 }
 
-// One lane's state for one row.
+// One lane's softmax sums and target count for one row.
+struct Soft {
+  uint32_t cnt;    // elements ranked before the target
+  float r, rl;     // softmax reference (natural units) and fl(r log2e), shared by the segment
+  float s, u, q;   // sum 2^d, sum 2^d d, sum 2^(2d), d = x log2e - rl
+
+  __device__ __forceinline__ void init_soft() {
+    cnt = 0u;
+    r = kRefInit;
+    rl = kRefInit * kLog2e;
+    s = u = q = 0.0f;
+  }
+  // Move the reference up to r_new (>= r): one rescale of the sums.
+  __device__ __forceinline__ void move_ref(float r_new) {
+    const float rl_new = r_new * kLog2e;
+    const float dl = fmaxf(rl - rl_new, kExp2Underflow);
+    const float a = exp2f(dl);
+    u = a * fmaf(s, dl, u);
+    s *= a;
+    q *= a * a;
+    r = r_new;
+    rl = rl_new;
+  }
+  __device__ __forceinline__ void soft(float x) {
+    const float d = fmaxf(fmaf(x, kLog2e, -rl), kExp2Underflow);
+    add_exp(d);
+  }
+  // one term, d already clamped (>= kExp2Underflow, or finite far below it)
+  __device__ __forceinline__ void add_exp(float d) {
+    const float p = exp2f(d);
+    s += p;
+    u = fmaf(p, d, u);
+    q = fmaf(p, p, q);
+  }
+  __device__ __forceinline__ void count_target(float x, uint32_t j, uint32_t c, const RowConst& rc) {
+    const uint32_t ok = order_key(x);
+    cnt += (j < c && (ok > rc.tkey || (ok == rc.tkey && j < rc.tidx))) ? 1u : 0u;
+  }
+};
+
+// One lane's state for one row: the sums and a sorted top-K buffer.
 template <int K>
-struct Lane {
+struct Lane : Soft {
   uint32_t bk[K];  // order keys, descending (0: empty)
   uint32_t bi[K];  // their class indices
   uint32_t thr;    // only an order key > thr can enter the top-k
   float thr_f;     // key_value(thr): the float admission test (NaN for thr = 0 admits everything)
   uint32_t lmax;   // order key of the largest element seen (first-tile seed)
-  uint32_t cnt;    // elements ranked before the target
-  float r, rl;     // softmax reference (natural units) and fl(r log2e), shared by the segment
-  float s, u, q;   // sum 2^d, sum 2^d d, sum 2^(2d), d = x log2e - rl
 
   __device__ __forceinline__ void init() {
 #pragma unroll
     for (int i = 0; i < K; ++i) bk[i] = bi[i] = 0u;
     set_thr(0u);
     lmax = 0u;
-    cnt = 0u;
-    r = kRefInit;
-    rl = kRefInit * kLog2e;
-    s = u = q = 0.0f;
+    init_soft();
   }
   __device__ __forceinline__ void set_thr(uint32_t t) {
     thr = t;
@@ -191,28 +229,6 @@ struct Lane {
       bi[i] = bi[i + 1];
     }
     bk[K - 1] = bi[K - 1] = 0u;
-  }
-  // Move the reference up to r_new (>= r): one rescale of the sums.
-  __device__ __forceinline__ void move_ref(float r_new) {
-    const float rl_new = r_new * kLog2e;
-    const float dl = fmaxf(rl - rl_new, kExp2Underflow);
-    const float a = exp2f(dl);
-    u = a * fmaf(s, dl, u);
-    s *= a;
-    q *= a * a;
-    r = r_new;
-    rl = rl_new;
-  }
-  __device__ __forceinline__ void soft(float x) {
-    const float d = fmaxf(fmaf(x, kLog2e, -rl), kExp2Underflow);
-    const float p = exp2f(d);
-    s += p;
-    u = fmaf(p, d, u);
-    q = fmaf(p, p, q);
-  }
-  __device__ __forceinline__ void count_target(float x, uint32_t j, uint32_t c, const RowConst& rc) {
-    const uint32_t ok = order_key(x);
-    cnt += (j < c && (ok > rc.tkey || (ok == rc.tkey && j < rc.tidx))) ? 1u : 0u;
   }
 };
 
@@ -385,86 +401,38 @@ __global__ void __launch_bounds__(256) topk_group_kernel(const Params P) {
     write_row_stats(P, row, top, static_cast<double>(L.rl) / static_cast<double>(kLog2e), s, u, q, cnt, rc, kLn2);
 }
 
-// ---------------------------------------------------------------------------------------
-// One block per row (blockDim.x a multiple of 32, <= 512): each warp a segment, then warp 0
-// merges the warps' softmax sums (one exp per warp) and top-k lists in shared memory.
-// ---------------------------------------------------------------------------------------
-template <int DT, int K, bool SOFTMAX>
-__global__ void __launch_bounds__(512) topk_block_kernel(const Params P) {
-  __shared__ uint64_t s_keys[16][K];
-  __shared__ float s_soft[16][4];
-  __shared__ uint32_t s_cnt[16];
-  const int64_t row = blockIdx.x;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  Lane<K> L;
-  L.init();
-  const RowConst rc = row_const<DT>(P, row, true);
-  scan_row<DT, K, 32, SOFTMAX>(P, row, threadIdx.x, blockDim.x, rc, L, 0xFFFFFFFFu);
-  const uint32_t cnt = seg_sum_u32<32>(L.cnt, 0xFFFFFFFFu);
-  float s = 0.0f, u = 0.0f, q = 0.0f;
-  if (SOFTMAX) {
-    s = seg_sum_f<32>(L.s, 0xFFFFFFFFu);
-    u = seg_sum_f<32>(L.u, 0xFFFFFFFFu);
-    q = seg_sum_f<32>(L.q, 0xFFFFFFFFu);
-  }
-#pragma unroll 1
-  for (int r = 0; r < P.k; ++r) {
-    const uint64_t best = seg_max_u64<32>(L.head(), 0xFFFFFFFFu);
-    if (L.head() == best) L.pop();
-    if (lane == 0) s_keys[warp][r] = best;
-  }
-  if (lane == 0) {
-    s_soft[warp][0] = L.rl;
-    s_soft[warp][1] = s;
-    s_soft[warp][2] = u;
-    s_soft[warp][3] = q;
-    s_cnt[warp] = cnt;
-  }
-  __syncthreads();
-  if (warp != 0) return;
-  const bool have = lane < nw;
-  const uint32_t all = seg_sum_u32<32>(have ? s_cnt[lane] : 0u, 0xFFFFFFFFu);
-  float rl = have ? s_soft[lane][0] : kRefInit * kLog2e;
-  float ws = 0.0f, wu = 0.0f, wq = 0.0f;
-  const float rl_max = seg_max_f<32>(rl, 0xFFFFFFFFu);
-  if (SOFTMAX && have) {  // rescale each warp's sums to the largest reference
-    const float dl = fmaxf(rl - rl_max, kExp2Underflow);
-    const float a = exp2f(dl);
-    ws = a * s_soft[lane][1];
-    wu = a * fmaf(s_soft[lane][1], dl, s_soft[lane][2]);
-    wq = a * a * s_soft[lane][3];
-  }
-  if (SOFTMAX) {
-    ws = seg_sum_f<32>(ws, 0xFFFFFFFFu);
-    wu = seg_sum_f<32>(wu, 0xFFFFFFFFu);
-    wq = seg_sum_f<32>(wq, 0xFFFFFFFFu);
-  }
-  int pos = 0;
-  uint64_t top = 0;
-#pragma unroll 1
-  for (int r = 0; r < P.k; ++r) {
-    const uint64_t head = (have && pos < P.k) ? s_keys[lane][pos] : uint64_t{0};
-    const uint64_t best = seg_max_u64<32>(head, 0xFFFFFFFFu);
-    if (have && head == best) ++pos;
-    if (r == 0) top = best;
-    if (P.write_topk && lane == (r & 31)) write_topk_entry(P, row, r, best);
-  }
-  if (lane == 0)
-    write_row_stats(P, row, top, static_cast<double>(rl_max) / static_cast<double>(kLog2e), ws, wu, wq, all, rc,
-                    kLn2);
-}
+}  // namespace v2
+}  // namespace cuda
+}  // namespace mlmetrics
+
+#include "topk_v2_long.cuh"
+#include "topk_v2_rows.cuh"
+
+namespace mlmetrics {
+namespace cuda {
+namespace v2 {
 
 #if !defined(MLMETRICS_DEVICE_ONLY)
+template <int DT, bool SOFTMAX>
+void launch_rows(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
+  auto kernel = lp.lanes == 8    ? &topk_rows_kernel<DT, 8, 16, SOFTMAX>
+                : lp.lanes == 32 ? &topk_rows_kernel<DT, 32, 32, SOFTMAX>
+                : lp.slots == 16 ? &topk_rows_kernel<DT, 16, 16, SOFTMAX>
+                : lp.slots == 32 ? &topk_rows_kernel<DT, 16, 32, SOFTMAX>
+                                 : &topk_rows_kernel<DT, 16, 64, SOFTMAX>;
+  launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
+}
+
 template <int DT, int K, bool SOFTMAX>
 void launch_fused(const Params& P, const plan::LaunchPlan& lp, cudaStream_t stream) {
-  if (lp.layout == plan::kGroupLayout) {
-    auto kernel = lp.lanes == 1   ? &topk_group_kernel<DT, K, 1, SOFTMAX>
-                  : lp.lanes == 8 ? &topk_group_kernel<DT, K, 8, SOFTMAX>
-                                  : &topk_group_kernel<DT, K, 32, SOFTMAX>;
+  if (lp.layout == plan::kRowsLayout) {
+    launch_rows<DT, SOFTMAX>(P, lp, stream);
+  } else if (lp.layout == plan::kGroupLayout) {
+    auto kernel = lp.lanes == 1 ? &topk_group_kernel<DT, K, 1, SOFTMAX> : &topk_group_kernel<DT, K, 8, SOFTMAX>;
     launch_kernel(kernel, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream, P);
   } else {
-    launch_kernel(&topk_block_kernel<DT, K, SOFTMAX>, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads),
-                  stream, P);
+    launch_kernel(&topk_long_kernel<DT, SOFTMAX>, dim3(static_cast<unsigned>(lp.blocks)), dim3(lp.threads), stream,
+                  P);
   }
 }
 

@@ -64,8 +64,9 @@ def _layout(x, layout):
 
 
 # Shapes at the launch-plan switches (launch_plan.h; v1: 8 / 32 lanes per row at C = 256, a block
-# per row past 4096, 512 threads past 16384; v2: 8 / 32 lanes at 2048, a block past 32768, 128
-# threads from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
+# per row past 4096, 512 threads past 16384; v2: the rows kernel from C = 33 to 1024 (8 lanes to
+# C = 128 and k = 8, 16 to k = 16, 32 past), 8 lanes to 2048, then a block per row: one warp, 4
+# warps past 32768, 2 from 65536) and the K-slot buckets (k = 8 / 9, 32 / 33).
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c,k", [(1, 1), (10, 10), (256, 8), (257, 9), (2048, 5), (2049, 9), (4096, 32),
                                  (4097, 33), (16385, 5), (32769, 8), (65536, 3)])
@@ -98,6 +99,120 @@ def test_random_cases(emu, kernel, case, with_softmax):
     x, k, target, sets, subset = case
     assert_same_topk_stats(_run(getattr(emu, kernel), x, k, target, sets, subset, with_softmax),
                            _ref(x, k, target, sets, subset, with_softmax))
+
+
+# ---------------------------------------------------------------------------------------
+# v2's rows kernel (csrc/cuda/topk_v2_rows.cuh; launch_plan.h: 33 <= C <= 1024, 8 / 16 / 32 lanes):
+# the threshold from the lane maxima, candidates in shared memory, and the paths past the common one
+# ---------------------------------------------------------------------------------------
+def _rows_input(style, n, c, dtype, g):
+    x = torch.randn(n, c, generator=g) * 3
+    if style == "rounded":  # ties at the threshold
+        x = x.round()
+    elif style == "flood":  # every lane's maximum is the same value: the buffer overflows
+        x = x.round().clamp(max=1.0)
+        x[0] = 1.0
+        x[1] = float("-inf")
+        x[2, :] = float("nan")
+    elif style == "some_ties":  # 17 ... 64 candidates: more than one per lane
+        x[:, torch.randperm(c, generator=g)[: min(c, 40)]] = 20.0
+    elif style == "specials":
+        x = x.round()
+        x[0, torch.randperm(c, generator=g)[:20]] = float("nan")  # k lanes may hold a NaN
+        x[1, ::3] = float("inf")
+        x[2] = float("-inf")
+        x[3, 1::2] = float("-inf")
+        x[4, c - 1] = float("nan")
+        x[5, 0] = float("nan")
+    elif style == "sorted":  # every element above the ones before it
+        x = torch.arange(c, dtype=torch.float32).repeat(n, 1)
+    elif style == "low":  # float16: row maxima near the rows kernel's padding value (-65504); else far
+        if dtype == torch.float16:  # within 200 of the padding: the padding-free recount
+            x = x.clamp(-3.0, 3.0) * 10.0 - 65450.0
+            x[1] = -65504.0  # the padding value itself
+        else:  # far from 0 (v2's softmax statistics need |x| below ~1e9)
+            x = x * 30.0 - 1e6
+        x[0, ::7] = float("-inf")
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c,k", [(33, 1), (33, 16), (100, 8), (128, 5), (129, 9), (256, 16), (300, 12),
+                                 (1000, 5), (1000, 16), (1024, 16), (33, 32), (513, 20), (1000, 17), (1024, 32)])
+@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "some_ties", "specials", "sorted", "low"])
+def test_rows_kernel(emu, dtype, c, k, style):
+    g = torch.Generator().manual_seed(c * 31 + k)
+    n = 37  # a partly filled last block
+    x = _rows_input(style, n, c, dtype, g)
+    target = torch.randint(-1, c + 1, (n,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, c, (i % 5,), generator=g).tolist() for i in range(n)], c)
+    for with_softmax in (True, False):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets, with_softmax=with_softmax),
+                               _ref(x, k, target, sets, with_softmax=with_softmax))
+
+
+@pytest.mark.parametrize("layout", ["transposed", "offset", "colstride2"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c", [37, 1000, 1023])
+def test_rows_kernel_layouts(emu, layout, dtype, c):
+    """Unaligned rows (a head and a tail slot), strides (the scalar path)."""
+    g = torch.Generator().manual_seed(c)
+    x = _layout(_rows_input("rounded", 9, c, torch.float32, g), layout).to(dtype)
+    target = torch.randint(0, c, (9,), generator=g)
+    assert_same_topk_stats(_run(emu.topk_stats_v2, x, 5, target), _ref(x, 5, target))
+
+
+def test_rows_kernel_class_subset(emu):
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(20, 3000, generator=g) * 3).round()
+    subset = torch.randperm(3000, generator=g)[:900]
+    target = torch.randint(0, 900, (20,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, 900, (3,), generator=g).tolist() for _ in range(20)], 900)
+    for k in (1, 5, 16):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets, subset),
+                               _ref(x, k, target, sets, subset))
+
+
+# ---------------------------------------------------------------------------------------
+# v2's long-row kernel (csrc/cuda/topk_v2_long.cuh; C > 2048: a block per row): per-warp top-k
+# lists, the block-wide bound, the bf16 exp clamp
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("style", ["normal", "rounded", "flood", "specials", "sorted", "reversed", "far"])
+@pytest.mark.parametrize("c", [3000, 40000])  # one warp per row, four
+def test_long_rows(emu, dtype, style, c):
+    n = 6
+    g = torch.Generator().manual_seed(len(style))
+    if style == "reversed":
+        x = torch.arange(c, 0, -1, dtype=torch.float32).repeat(n, 1)
+    elif style == "far":  # the softmax reference moves, terms far below it (the bf16 clamp), -inf
+        x = torch.randn(n, c, generator=g)
+        x[:, c // 2:] += 60.0
+        x[:, 7::5] = -200.0
+        x[:, 3::11] = float("-inf")
+        x[1] -= 1000.0
+        x[2, :100] = float("-inf")
+    else:
+        x = _rows_input(style, n, c, torch.float32, g)
+    x = x.to(dtype)
+    target = torch.randint(-1, c + 1, (n,), generator=g)
+    sets = LabelSets.from_lists([torch.randint(0, c, (i % 4,), generator=g).tolist() for i in range(n)], c)
+    for k in (1, 5, 32):
+        assert_same_topk_stats(_run(emu.topk_stats_v2, x, k, target, sets), _ref(x, k, target, sets))
+
+
+@pytest.mark.parametrize("layout", ["offset", "colstride2", "subset"])
+def test_long_rows_layouts(emu, layout):
+    g = torch.Generator().manual_seed(9)
+    x = (torch.randn(4, 70001, generator=g) * 3).to(torch.bfloat16)
+    subset = None
+    if layout == "subset":
+        subset = torch.randperm(70001, generator=g)[:40000]
+    else:
+        x = _layout(x, layout)
+    c = 40000 if subset is not None else 70001
+    target = torch.randint(0, c, (4,), generator=g)
+    assert_same_topk_stats(_run(emu.topk_stats_v2, x, 9, target, subset=subset), _ref(x, 9, target, subset=subset))
 
 
 # ---------------------------------------------------------------------------------------
