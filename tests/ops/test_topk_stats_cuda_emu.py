@@ -290,11 +290,12 @@ def test_emulation_reports_undefined_behaviour(emu, name, what):
 # Rows of huge logits (|max| > 1e7: fl(max log2e) is off by more than a unit, so exp terms relative
 # to it over- or underflow): every v2 kernel sums such a row again relative to its exact maximum
 # ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("c,k", [(10, 3), (100, 5), (1000, 5), (1000, 20), (1500, 5), (4096, 5), (40000, 9)])
-def test_huge_logits_softmax(emu, dtype, c, k):
-    """C = 10 / 1500: the streaming kernel (1 / 8 lanes), 100 / 1000: the rows kernel (8 / 16 / 32
-    lanes), 4096 / 40000: the long-row kernel (one warp, four)."""
+def test_huge_logits_softmax(emu, kernel, dtype, c, k):
+    """v2: C = 10 / 1500: the streaming kernel (1 / 8 lanes), 100 / 1000: the rows kernel (8 / 16 /
+    32 lanes), 4096 / 40000: the long-row kernel (one warp, four)."""
     g = torch.Generator().manual_seed(c + k)
     n = 14 if c > 2048 else 37
     x = huge_rows(n, c, dtype, g)
@@ -302,4 +303,4 @@ def test_huge_logits_softmax(emu, dtype, c, k):
     target = torch.randint(0, c, (n,), generator=g)
     for layout in ("contiguous", "offset"):
         xl = _layout(x, layout)
-        assert_same_topk_stats(_run(emu.topk_stats_v2, xl, k, target), _ref(xl, k, target))
+        assert_same_topk_stats(_run(getattr(emu, kernel), xl, k, target), _ref(xl, k, target))
