@@ -22,7 +22,8 @@
 // lanes (strict: later elements have higher indices, so an equal key cannot enter) and, on the
 // first tile, to the k-th largest of the lanes' maxima (accept >=).
 // The end of a row: plain segment sums (r is shared, so no exp), k rounds of a shuffle arg-max
-// over the lanes' buffers.
+// over the lanes' buffers. Rows whose |r| > 1e7 (fl(r log2e) more than a unit off) or whose sums
+// are not finite are summed again relative to the exact maximum (resum_huge_row; every v2 kernel).
 // SOFTMAX is a template parameter (no softmax branch in the loop); a target rank is counted
 // with exact order keys when the row has a target.
 #pragma once
@@ -180,6 +181,32 @@ struct Soft {
     cnt += (j < c && (ok > rc.tkey || (ok == rc.tkey && j < rc.tidx))) ? 1u : 0u;
   }
 };
+
+// Rows whose reference fl(r log2e) is off by more than a unit (|r| > kHugeLogit: 2^error over- or
+// underflows the terms) or whose sums are not finite (-inf or NaN entries): the sums again, relative
+// to the exact row maximum, clamped (-inf adds 0). Per row, after the scan: the hot loops do not change.
+constexpr float kHugeLogit = 1.0e7f;
+__device__ __forceinline__ bool not_finite(float v) { return (__float_as_uint(v) & 0x7F800000u) == 0x7F800000u; }
+
+// Lane `lane` of the segment `mask` (nl lanes; rl = fl(r log2e) segment-uniform, top = the row's
+// best rank key) with its sums s, u, q relative to rl: on a rare row, its sums over classes lane,
+// lane + nl, ... of the row (read again) relative to the row maximum m, d = (x - m) log2e, and ref = m
+// (else unchanged; ref = r in natural units). The segment sums follow as on the common path.
+template <int DT>
+__device__ __forceinline__ void resum_huge_row(const Params& P, int64_t row, uint64_t top, int lane, int nl,
+                                               uint32_t mask, float rl, float& s, float& u, float& q, double& ref) {
+  if (!__any_sync(mask, fabsf(rl) > kHugeLogit * kLog2e || not_finite(s + u + q))) return;
+  const float m = key_value(static_cast<uint32_t>(top >> 32));
+  if (not_finite(m)) return;  // NaN, +inf or an all -inf row: the statistics are NaN
+  Soft F;
+  F.init_soft();
+#pragma unroll 1
+  for (int64_t j = lane; j < P.c; j += nl) F.add_exp(fmaxf((load_x<DT>(P, row, j) - m) * kLog2e, kExp2Underflow));
+  s = F.s;
+  u = F.u;
+  q = F.q;
+  ref = m;
+}
 
 // One lane's state for one row: the sums and a sorted top-K buffer.
 template <int K>
@@ -389,16 +416,17 @@ __global__ void __launch_bounds__(256) topk_group_kernel(const Params P) {
   L.init();
   const RowConst rc = row_const<DT>(P, row, true);
   scan_row<DT, K, G, SOFTMAX>(P, row, lane, G, rc, L, seg);
+  const uint64_t top = merge_topk<G, K>(P, row, L, lane, seg, true);
   const uint32_t cnt = seg_sum_u32<G>(L.cnt, seg);
+  double ref = static_cast<double>(L.rl) / static_cast<double>(kLog2e);
   float s = 0.0f, u = 0.0f, q = 0.0f;
   if (SOFTMAX) {  // r is shared by the segment: plain sums
+    resum_huge_row<DT>(P, row, top, lane, G, seg, L.rl, L.s, L.u, L.q, ref);
     s = seg_sum_f<G>(L.s, seg);
     u = seg_sum_f<G>(L.u, seg);
     q = seg_sum_f<G>(L.q, seg);
   }
-  const uint64_t top = merge_topk<G, K>(P, row, L, lane, seg, true);
-  if (lane == 0)
-    write_row_stats(P, row, top, static_cast<double>(L.rl) / static_cast<double>(kLog2e), s, u, q, cnt, rc, kLn2);
+  if (lane == 0) write_row_stats(P, row, top, ref, s, u, q, cnt, rc, kLn2);
 }
 
 }  // namespace v2

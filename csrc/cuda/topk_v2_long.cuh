@@ -18,7 +18,8 @@
 // distinct elements reach it). Every element of the row's top-k is a candidate of its warp, so
 // the merge of the warps' lists is exact. Softmax as in the streaming kernel (topk_v2.cuh); on
 // bf16 the exp argument is clamped on packed pairs (max.bf16x2 against r - 120 nats and more:
-// the terms it changes are 0 in float32 either way).
+// the terms it changes are 0 in float32 either way). A row of huge logits (resum_huge_row) is
+// read again by warp 0 alone.
 #pragma once
 
 namespace mlmetrics {
@@ -318,27 +319,12 @@ __device__ __forceinline__ void scan_long_row(const Params& P, int64_t row, int 
 // Warp 0 of a block: the row's outputs from the nw warps' sorted top-k lists (s_keys[w][0, k)),
 // softmax sums (s_soft[w]: rl, s, u, q; rescaled to the largest reference, one exp per warp) and
 // target counts.
-template <bool SOFTMAX>
+template <int DT, bool SOFTMAX>
 __device__ __forceinline__ void merge_block_warps(const Params& P, int64_t row, const uint64_t (&s_keys)[16][32],
                                                   const float (&s_soft)[16][4], const uint32_t (&s_cnt)[16],
                                                   int nw, int lane, const RowConst& rc) {
   const bool have = lane < nw;
   const uint32_t all = seg_sum_u32<32>(have ? s_cnt[lane] : 0u, 0xFFFFFFFFu);
-  float rl = have ? s_soft[lane][0] : kRefInit * kLog2e;
-  float ws = 0.0f, wu = 0.0f, wq = 0.0f;
-  const float rl_max = seg_max_f<32>(rl, 0xFFFFFFFFu);
-  if (SOFTMAX && have) {
-    const float dl = fmaxf(rl - rl_max, kExp2Underflow);
-    const float a = exp2f(dl);
-    ws = a * s_soft[lane][1];
-    wu = a * fmaf(s_soft[lane][1], dl, s_soft[lane][2]);
-    wq = a * a * s_soft[lane][3];
-  }
-  if (SOFTMAX) {
-    ws = seg_sum_f<32>(ws, 0xFFFFFFFFu);
-    wu = seg_sum_f<32>(wu, 0xFFFFFFFFu);
-    wq = seg_sum_f<32>(wq, 0xFFFFFFFFu);
-  }
   int pos = 0;
   uint64_t top = 0;
 #pragma unroll 1
@@ -349,9 +335,24 @@ __device__ __forceinline__ void merge_block_warps(const Params& P, int64_t row, 
     if (r == 0) top = best;
     if (P.write_topk && lane == (r & 31)) write_topk_entry(P, row, r, best);
   }
-  if (lane == 0)
-    write_row_stats(P, row, top, static_cast<double>(rl_max) / static_cast<double>(kLog2e), ws, wu, wq, all, rc,
-                    kLn2);
+  float rl = have ? s_soft[lane][0] : kRefInit * kLog2e;
+  float ws = 0.0f, wu = 0.0f, wq = 0.0f;
+  const float rl_max = seg_max_f<32>(rl, 0xFFFFFFFFu);
+  double ref = static_cast<double>(rl_max) / static_cast<double>(kLog2e);
+  if (SOFTMAX && have) {
+    const float dl = fmaxf(rl - rl_max, kExp2Underflow);
+    const float a = exp2f(dl);
+    ws = a * s_soft[lane][1];
+    wu = a * fmaf(s_soft[lane][1], dl, s_soft[lane][2]);
+    wq = a * a * s_soft[lane][3];
+  }
+  if (SOFTMAX) {
+    resum_huge_row<DT>(P, row, top, lane, 32, 0xFFFFFFFFu, rl_max, ws, wu, wq, ref);  // (warp 0 alone)
+    ws = seg_sum_f<32>(ws, 0xFFFFFFFFu);
+    wu = seg_sum_f<32>(wu, 0xFFFFFFFFu);
+    wq = seg_sum_f<32>(wq, 0xFFFFFFFFu);
+  }
+  if (lane == 0) write_row_stats(P, row, top, ref, ws, wu, wq, all, rc, kLn2);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ __global__ void __launch_bounds__(512, 1) topk_long_kernel(const Params P) {
   }
   __syncthreads();
   if (warp != 0) return;
-  merge_block_warps<SOFTMAX>(P, row, s_keys, s_soft, s_cnt, nw, lane, rc);
+  merge_block_warps<DT, SOFTMAX>(P, row, s_keys, s_soft, s_cnt, nw, lane, rc);
 }
 
 }  // namespace v2

@@ -19,6 +19,7 @@
 //   6. when ties flood the buffer (more than kRowCand * G candidates: constant or heavily rounded
 //      rows), k rounds of a segment arg-max over the registers take over, so the answer never
 //      depends on the buffer size.
+// Huge logits (|max| > 1e7): the sums again from memory (resum_huge_row, topk_v2.cuh).
 // Targets: a count of the keys above the target's over the registers (before step 4, so that the
 // registers are free for the selection).
 #pragma once
@@ -352,14 +353,15 @@ __global__ void __launch_bounds__(256, 1) topk_rows_kernel(const Params P) {
   }
 
   cnt = seg_sum_u32<G>(cnt, seg);
+  double ref = static_cast<double>(F.rl) / static_cast<double>(kLog2e);
   float s = 0.0f, u = 0.0f, q = 0.0f;
   if (SOFTMAX) {
+    resum_huge_row<DT>(P, row, top, lane, G, seg, F.rl, F.s, F.u, F.q, ref);  // huge logits
     s = seg_sum_f<G>(F.s, seg);
     u = seg_sum_f<G>(F.u, seg);
     q = seg_sum_f<G>(F.q, seg);
   }
-  if (lane == 0)
-    write_row_stats(P, row, top, static_cast<double>(F.rl) / static_cast<double>(kLog2e), s, u, q, cnt, rc, kLn2);
+  if (lane == 0) write_row_stats(P, row, top, ref, s, u, q, cnt, rc, kLn2);
 }
 
 }  // namespace v2

@@ -14,6 +14,24 @@ STATS_ATOL = 3e-5
 
 SPECIALS = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0]
 
+# Row offsets far from 0: |max| > 1e7 puts fl(max log2e) more than a unit off (kernels that form
+# exp arguments as x log2e - fl(r log2e) must sum such rows again relative to the exact max).
+HUGE_OFFSETS = [0.0, 1e6, 1e8, 1e9, 3e10, -1e9, -3e10]
+
+
+def huge_rows(n, c, dtype, g):
+    """n rows of randn * 3 around the offsets HUGE_OFFSETS (row i: offset i % 7), spread by a few
+    units of the dtype's spacing at the offset (so the softmax is not one-hot at 1e9 and beyond)."""
+    eps = torch.finfo(dtype).eps
+    rows = []
+    for i in range(n):
+        o = HUGE_OFFSETS[i % len(HUGE_OFFSETS)]
+        ulp = eps * 2.0 ** np.floor(np.log2(abs(o))) if o else 0.0
+        x = torch.randn(c, generator=g, dtype=torch.float64) * 3 + o
+        x += torch.randint(-5, 6, (c,), generator=g, dtype=torch.float64) * ulp
+        rows.append(x)
+    return torch.stack(rows).to(dtype)
+
 
 def assert_same_topk_stats(actual: mlmetrics.TopKStats, expected: mlmetrics.TopKStats, *, rtol=STATS_RTOL,
                            atol=STATS_ATOL) -> None:

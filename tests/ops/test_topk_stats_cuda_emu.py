@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import mlmetrics
 from mlmetrics import LabelSets
-from tests.ops.parity import assert_same_topk_stats, topk_cases
+from tests.ops.parity import assert_same_topk_stats, huge_rows, topk_cases
 from tests.ops.test_topk_stats_parity import CASES, _case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def _rows_input(style, n, c, dtype, g):
         if dtype == torch.float16:  # within 200 of the padding: the padding-free recount
             x = x.clamp(-3.0, 3.0) * 10.0 - 65450.0
             x[1] = -65504.0  # the padding value itself
-        else:  # far from 0 (v2's softmax statistics need |x| below ~1e9)
+        else:  # far from 0 (huge offsets: test_huge_logits_softmax)
             x = x * 30.0 - 1e6
         x[0, ::7] = float("-inf")
     return x.to(dtype)
@@ -284,3 +284,23 @@ def test_emulation_shuffles_votes_shared_memory(emu):
 def test_emulation_reports_undefined_behaviour(emu, name, what):
     with pytest.raises(RuntimeError, match=what):
         emu.selftest(name)
+
+
+# ---------------------------------------------------------------------------------------
+# Rows of huge logits (|max| > 1e7: fl(max log2e) is off by more than a unit, so exp terms relative
+# to it over- or underflow): every v2 kernel sums such a row again relative to its exact maximum
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c,k", [(10, 3), (100, 5), (1000, 5), (1000, 20), (1500, 5), (4096, 5), (40000, 9)])
+def test_huge_logits_softmax(emu, kernel, dtype, c, k):
+    """v2: C = 10 / 1500: the streaming kernel (1 / 8 lanes), 100 / 1000: the rows kernel (8 / 16 /
+    32 lanes), 4096 / 40000: the long-row kernel (one warp, four)."""
+    g = torch.Generator().manual_seed(c + k)
+    n = 14 if c > 2048 else 37
+    x = huge_rows(n, c, dtype, g)
+    x[3, c // 3] = float("-inf")  # an -inf among huge logits
+    target = torch.randint(0, c, (n,), generator=g)
+    for layout in ("contiguous", "offset"):
+        xl = _layout(x, layout)
+        assert_same_topk_stats(_run(getattr(emu, kernel), xl, k, target), _ref(xl, k, target))

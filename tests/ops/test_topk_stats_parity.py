@@ -9,7 +9,7 @@ import torch
 
 import mlmetrics
 from mlmetrics import LabelSets
-from tests.ops.parity import assert_same_topk_stats
+from tests.ops.parity import assert_same_topk_stats, huge_rows
 
 
 def _backends():
@@ -73,3 +73,15 @@ def test_backend_matches_reference(device, backend, name, n, c, k, dtype, big):
     torch.testing.assert_close(probs.cpu(), want.topk_probs, rtol=3e-5, atol=3e-6, equal_nan=True)
     hits = mlmetrics.topk_label_hits(x.to(device), sets.to(device), k, backend=backend)
     assert torch.equal(hits.cpu(), want.hits)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("c", [10, 1000, 40000])
+def test_cpu_huge_logits(dtype, c):
+    """Rows around 1e6 ... 3e10 and -3e10: exact softmax statistics, far from 0 too."""
+    n = 7 if c > 2048 else 21
+    x = huge_rows(n, c, dtype, torch.Generator().manual_seed(c))
+    x[3, c // 3] = float("-inf")
+    target = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(1))
+    assert_same_topk_stats(mlmetrics.topk_stats(x, 5, target=target, backend="cpu"),
+                           mlmetrics.topk_stats(x, 5, target=target, backend="reference"))

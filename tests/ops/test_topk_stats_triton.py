@@ -540,6 +540,22 @@ def test_resident_extreme_magnitudes_and_padding_value():
         assert_matches(out, reference.topk_stats(x, k, t, None, None, None, with_softmax), k, 6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("c,tiles", [(10, None), (100, None), (300, (16, 2, 2)), (1500, (64, 2, 1))])
+def test_filtered_huge_logits(dtype, c, tiles):
+    # rows around 1e6 ... 3e10 and -3e10 (tests/ops/parity.py huge_rows): summed again relative to
+    # the exact max (resident: c = 10 / 100; the tiled kernel: forced tiles)
+    from tests.ops.parity import huge_rows
+
+    n, k = 7, 5
+    x = huge_rows(n, c, dtype, torch.Generator().manual_seed(c))
+    x[3, c // 3] = float("-inf")
+    t = random_target(n, c, seed=c)
+    kw = {} if tiles is None else dict(tile_c=tiles[0], tile_rep=tiles[1], block_r=tiles[2])
+    out = filtered_topk_stats(x, k, t, None, None, None, True, **kw)
+    assert_matches(out, reference.topk_stats(x, k, t), k, n)
+
+
 @pytest.mark.parametrize("layout", ["transposed", "col_slice", "odd_row_stride", "offset"])
 def test_resident_non_contiguous_and_subsets(layout):
     base = special_logits(10, 1100, torch.float32, seed=9)
