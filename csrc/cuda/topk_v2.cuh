@@ -208,6 +208,25 @@ __device__ __forceinline__ void resum_huge_row(const Params& P, int64_t row, uin
   ref = m;
 }
 
+// The end of a row scanned by a segment `seg` of G lanes: the segment's softmax sums (a rare row
+// summed again first, resum_huge_row) and lane 0 writes the row's statistics. rl: the segment's
+// fl(r log2e); s, u, q: this lane's sums relative to it; cnt: the segment's target count.
+template <int DT, int G, bool SOFTMAX>
+__device__ __forceinline__ void finish_segment_row(const Params& P, int64_t row, uint64_t top, int lane,
+                                                   uint32_t seg, float rl, float s, float u, float q, uint32_t cnt,
+                                                   const RowConst& rc) {
+  double ref = static_cast<double>(rl) / static_cast<double>(kLog2e);
+  if (SOFTMAX) {
+    resum_huge_row<DT>(P, row, top, lane, G, seg, rl, s, u, q, ref);
+    s = seg_sum_f<G>(s, seg);
+    u = seg_sum_f<G>(u, seg);
+    q = seg_sum_f<G>(q, seg);
+  } else {
+    s = u = q = 0.0f;
+  }
+  if (lane == 0) write_row_stats(P, row, top, ref, s, u, q, cnt, rc, kLn2);
+}
+
 // One lane's state for one row: the sums and a sorted top-K buffer.
 template <int K>
 struct Lane : Soft {
@@ -418,15 +437,7 @@ __global__ void __launch_bounds__(256) topk_group_kernel(const Params P) {
   scan_row<DT, K, G, SOFTMAX>(P, row, lane, G, rc, L, seg);
   const uint64_t top = merge_topk<G, K>(P, row, L, lane, seg, true);
   const uint32_t cnt = seg_sum_u32<G>(L.cnt, seg);
-  double ref = static_cast<double>(L.rl) / static_cast<double>(kLog2e);
-  float s = 0.0f, u = 0.0f, q = 0.0f;
-  if (SOFTMAX) {  // r is shared by the segment: plain sums
-    resum_huge_row<DT>(P, row, top, lane, G, seg, L.rl, L.s, L.u, L.q, ref);
-    s = seg_sum_f<G>(L.s, seg);
-    u = seg_sum_f<G>(L.u, seg);
-    q = seg_sum_f<G>(L.q, seg);
-  }
-  if (lane == 0) write_row_stats(P, row, top, ref, s, u, q, cnt, rc, kLn2);
+  finish_segment_row<DT, G, SOFTMAX>(P, row, top, lane, seg, L.rl, L.s, L.u, L.q, cnt, rc);  // r is shared: plain sums
 }
 
 }  // namespace v2

@@ -353,15 +353,7 @@ __global__ void __launch_bounds__(256, 1) topk_rows_kernel(const Params P) {
   }
 
   cnt = seg_sum_u32<G>(cnt, seg);
-  double ref = static_cast<double>(F.rl) / static_cast<double>(kLog2e);
-  float s = 0.0f, u = 0.0f, q = 0.0f;
-  if (SOFTMAX) {
-    resum_huge_row<DT>(P, row, top, lane, G, seg, F.rl, F.s, F.u, F.q, ref);  // huge logits
-    s = seg_sum_f<G>(F.s, seg);
-    u = seg_sum_f<G>(F.u, seg);
-    q = seg_sum_f<G>(F.q, seg);
-  }
-  if (lane == 0) write_row_stats(P, row, top, ref, s, u, q, cnt, rc, kLn2);
+  finish_segment_row<DT, G, SOFTMAX>(P, row, top, lane, seg, F.rl, F.s, F.u, F.q, cnt, rc);
 }
 
 }  // namespace v2
