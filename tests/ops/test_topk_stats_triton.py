@@ -556,6 +556,22 @@ def test_filtered_huge_logits(dtype, c, tiles):
     assert_matches(out, reference.topk_stats(x, k, t), k, n)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("c,block_c", [(10, None), (100, None), (300, 64)])
+def test_measured_kernel_huge_logits(dtype, c, block_c):
+    # the same rows on the "triton" kernel (what "auto" picks on a GPU): its online softmax keeps
+    # the exact running max, so no re-sum is needed
+    from tests.ops.parity import huge_rows
+
+    n, k = 7, 5
+    x = huge_rows(n, c, dtype, torch.Generator().manual_seed(c + 1))
+    x[3, c // 3] = float("-inf")
+    t = random_target(n, c, seed=c)
+    kw = {} if block_c is None else dict(block_c=block_c)
+    out = triton_topk_stats(x, k, t, None, None, None, True, **kw)
+    assert_matches(out, reference.topk_stats(x, k, t), k, n)
+
+
 @pytest.mark.parametrize("layout", ["transposed", "col_slice", "odd_row_stride", "offset"])
 def test_resident_non_contiguous_and_subsets(layout):
     base = special_logits(10, 1100, torch.float32, seed=9)
