@@ -541,34 +541,22 @@ def test_resident_extreme_magnitudes_and_padding_value():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("c,tiles", [(10, None), (100, None), (300, (16, 2, 2)), (1500, (64, 2, 1))])
-def test_filtered_huge_logits(dtype, c, tiles):
-    # rows around 1e6 ... 3e10 and -3e10 (tests/ops/parity.py huge_rows): summed again relative to
-    # the exact max (resident: c = 10 / 100; the tiled kernel: forced tiles)
+@pytest.mark.parametrize("kernel,c,kw", [
+    ("filtered", 10, {}), ("filtered", 100, {}),  # resident
+    ("filtered", 300, dict(tile_c=16, tile_rep=2, block_r=2)), ("filtered", 1500, dict(tile_c=64, tile_rep=2, block_r=1)),
+    ("measured", 10, {}), ("measured", 100, {}), ("measured", 300, dict(block_c=64))])
+def test_huge_logits(dtype, kernel, c, kw):
+    # rows around 1e6 ... 3e10 and -3e10 (tests/ops/parity.py huge_rows). The filtered kernels sum
+    # them again relative to the exact max; the measured "triton" kernel (what "auto" picks on a
+    # GPU) subtracts its exact running max, so it needs no second pass
     from tests.ops.parity import huge_rows
 
     n, k = 7, 5
     x = huge_rows(n, c, dtype, torch.Generator().manual_seed(c))
     x[3, c // 3] = float("-inf")
     t = random_target(n, c, seed=c)
-    kw = {} if tiles is None else dict(tile_c=tiles[0], tile_rep=tiles[1], block_r=tiles[2])
-    out = filtered_topk_stats(x, k, t, None, None, None, True, **kw)
-    assert_matches(out, reference.topk_stats(x, k, t), k, n)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("c,block_c", [(10, None), (100, None), (300, 64)])
-def test_measured_kernel_huge_logits(dtype, c, block_c):
-    # the same rows on the "triton" kernel (what "auto" picks on a GPU): its online softmax keeps
-    # the exact running max, so no re-sum is needed
-    from tests.ops.parity import huge_rows
-
-    n, k = 7, 5
-    x = huge_rows(n, c, dtype, torch.Generator().manual_seed(c + 1))
-    x[3, c // 3] = float("-inf")
-    t = random_target(n, c, seed=c)
-    kw = {} if block_c is None else dict(block_c=block_c)
-    out = triton_topk_stats(x, k, t, None, None, None, True, **kw)
+    run = filtered_topk_stats if kernel == "filtered" else triton_topk_stats
+    out = run(x, k, t, None, None, None, True, **kw)
     assert_matches(out, reference.topk_stats(x, k, t), k, n)
 
 

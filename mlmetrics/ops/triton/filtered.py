@@ -38,7 +38,7 @@ from . import resident
 from .launch import launch
 from .topk_stats import (S_NUM, S_TARGET_LOGIT, _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard,
                          _store_topk, key_value, order_key, rank_key, row_block, softmax_stats, store_row_stats,
-                         target_logit)
+                         target_logit, topk_buffer)
 
 @triton.jit
 def _max_nan(a, b):
@@ -221,7 +221,6 @@ def _filtered_kernel(
     LOW_BITS: tl.constexpr,
 ):
     KEY_MIN: tl.constexpr = -9223372036854775808
-    KEY_MAX: tl.constexpr = 9223372036854775807
     LOG2E: tl.constexpr = 1.4426950408889634
     LOG2E_F: tl.constexpr = 1.44269502162933349609375  # LOG2E as the float32 the kernel multiplies by
     R_INIT: tl.constexpr = -1.0e38  # finite: x log2e - r log2e never meets inf - inf
@@ -239,10 +238,7 @@ def _filtered_kernel(
         t_ok = tl.zeros([BLOCK_R], dtype=tl.int32)
     cnt = tl.zeros([BLOCK_R, TILE_C], dtype=tl.int32)
 
-    pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
-    pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
-    buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
-    thr = tl.min(buf, 1)
+    buf, thr = topk_buffer(BLOCK_R, KP, K)
     lim = tl.full([BLOCK_R], float("-inf"), tl.float32)  # min(k-th best value, r + SLACK_X): see _tile
     r = tl.full([BLOCK_R], R_INIT, tl.float32)
     s_acc = tl.zeros([BLOCK_R, TILE_REP, TILE_C], dtype=tl.float32)  # per element slot: FFMA chains

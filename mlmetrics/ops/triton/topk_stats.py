@@ -125,6 +125,17 @@ def softmax_stats(m, s, u, q, g, nonfinite):
 
 
 @triton.jit
+def topk_buffer(BLOCK_R: tl.constexpr, KP: tl.constexpr, K: tl.constexpr):
+    """An empty running top-k buffer: int64 rank keys [BLOCK_R, KP] (slots < K unique keys below every
+    real one, so exactly one slot is the minimum; slots >= K unique keys above) and its minimum [BLOCK_R]."""
+    slots = tl.arange(0, KP)
+    pad_lo = tl.full([BLOCK_R, KP], -9223372036854775808, tl.int64) + slots[None, :]
+    pad_hi = tl.full([BLOCK_R, KP], 9223372036854775807, tl.int64) - slots[None, :]
+    buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
+    return buf, tl.min(buf, 1)
+
+
+@triton.jit
 def target_logit(target_ptr, rows, rmask, x_ptr, row_off, stride_c, subset_ptr, C, HAS_SUBSET: tl.constexpr):
     """(valid, index clamped to 0 where not, float32 logit, NaN where not) of the rows' targets."""
     t = tl.load(target_ptr + rows, mask=rmask, other=-1)
@@ -258,8 +269,6 @@ def _topk_stats_kernel(
     HAS_SUBSET: tl.constexpr, HAS_TARGET: tl.constexpr, HAS_LABELS: tl.constexpr,
     WITH_SOFTMAX: tl.constexpr,
 ):
-    KEY_MIN: tl.constexpr = -9223372036854775808
-    KEY_MAX: tl.constexpr = 9223372036854775807
     LN2: tl.constexpr = 0.6931471805599453
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -280,11 +289,7 @@ def _topk_stats_kernel(
         t_idx = tl.zeros([BLOCK_R], dtype=tl.int32)
     cnt_lane = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
 
-    # ---- running top-k buffer: unique padding keys so that exactly one slot is the minimum
-    pad_lo = tl.full([BLOCK_R, KP], KEY_MIN, tl.int64) + slots[None, :]
-    pad_hi = tl.full([BLOCK_R, KP], KEY_MAX, tl.int64) - slots[None, :]
-    buf = tl.where(slots[None, :] < K, pad_lo, pad_hi)
-    thr = tl.min(buf, 1)
+    buf, thr = topk_buffer(BLOCK_R, KP, K)  # running top-k buffer and its minimum
     row_max_ok = tl.full([BLOCK_R], _INT32_MIN, tl.int32)
     m_run = tl.full([BLOCK_R], float("-inf"), tl.float32)
     s_run = tl.zeros([BLOCK_R], dtype=tl.float32)
