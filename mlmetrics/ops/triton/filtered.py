@@ -37,8 +37,8 @@ import triton.language as tl
 from . import resident
 from .launch import launch
 from .topk_stats import (S_NUM, S_TARGET_LOGIT, _INT32_MIN, _KEY_NEGINF, _KEY_POSINF, Prepared, _device_guard,
-                         _store_topk, key_value, order_key, rank_key, row_block, softmax_stats, store_row_stats,
-                         target_logit, topk_buffer)
+                         _store_topk, key_value, no_softmax_stats, order_key, rank_key, row_block, softmax_stats,
+                         store_row_stats, target_logit, topk_buffer)
 
 @triton.jit
 def _max_nan(a, b):
@@ -293,10 +293,7 @@ def _filtered_kernel(
             g = tl.zeros([BLOCK_R], dtype=tl.float64)
         lse, ent, sp2, lnorm = softmax_stats(m, s, u, q, g, nonfinite)
     else:
-        lse = tl.full([BLOCK_R], float("nan"), tl.float32)
-        ent = lse
-        sp2 = lse
-        lnorm = lse
+        lse, ent, sp2, lnorm = no_softmax_stats(BLOCK_R)
     store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite)
     if HAS_TARGET:
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)

@@ -39,7 +39,7 @@ import triton.language as tl
 
 from .launch import launch
 from .topk_stats import (S_MAX_LOGIT, S_NUM, S_TARGET_LOGIT, _INT32_MIN, _hits_kernel, _device_guard, key_value,
-                         order_key, row_block, softmax_stats, store_row_stats, target_logit)
+                         no_softmax_stats, order_key, row_block, softmax_stats, store_row_stats, target_logit)
 
 #: the largest padded row (power of two) held in registers, by element size
 MAX_COLUMNS = {4: 2048, 2: 2048}
@@ -327,10 +327,7 @@ def _resident_kernel(
                 y0 = tl.where(cols0 < C, y0, float("-inf"))
             mr = tl.where(low, _row_max(_max_nan(y0, tl.where(cols1 < C, y1, float("-inf")))), m)
         nonfinite = (mr != mr) | (tl.abs(mr) == float("inf"))
-        lse = tl.full([BLOCK_R], float("nan"), tl.float32)
-        ent = lse
-        sp2 = lse
-        lnorm = lse
+        lse, ent, sp2, lnorm = no_softmax_stats(BLOCK_R)
     store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite)
 
 

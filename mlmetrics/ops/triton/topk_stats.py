@@ -110,6 +110,13 @@ def store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite):
 
 
 @triton.jit
+def no_softmax_stats(BLOCK_R: tl.constexpr):
+    """(logsumexp, entropy, sum_p2, log_normalizer) [BLOCK_R] of a call without softmax: all NaN."""
+    nan = tl.full([BLOCK_R], float("nan"), tl.float32)
+    return nan, nan, nan, nan
+
+
+@triton.jit
 def softmax_stats(m, s, u, q, g, nonfinite):
     """(logsumexp, entropy, sum_p2, log_normalizer) [R] from sums relative to a reference:
     s = sum 2^t, u = sum 2^t t, q = sum 2^(2t) with t = x log2e - ref; ``g`` (float64) = ref - m log2e
@@ -318,10 +325,7 @@ def _topk_stats_kernel(
         ent = tl.where(nonfinite, float("nan"), log_s - u_run / s_run)
         sp2 = tl.where(nonfinite, float("nan"), q_run / (s_run * s_run))
     else:
-        lse = tl.full([BLOCK_R], float("nan"), tl.float32)
-        ent = lse
-        sp2 = lse
-        lnorm = lse
+        lse, ent, sp2, lnorm = no_softmax_stats(BLOCK_R)
     store_row_stats(sbase, rmask, lse, ent, sp2, lnorm, nonfinite)
     if HAS_TARGET:
         tl.store(sbase + S_TARGET_LOGIT, xt, mask=rmask)
