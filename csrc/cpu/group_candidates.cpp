@@ -147,7 +147,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
       const int c = __builtin_popcount(keep[q]);  // lanes [at, at + c) take kept lanes [0, c)
       joined = _mm512_mask_permutexvar_ps(joined, first_lanes(at + c) & ~first_lanes(at),
                                           _mm512_sub_epi32(iota, _mm512_set1_epi32(at)),
-                                          _mm512_maskz_compress_ps(keep[q], a[q]));
+                                          compress_ps(keep[q], a[q]));
       at += c;
     }
     t = kth_of_16_avx512(joined, k);
@@ -155,7 +155,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
     alignas(64) float pool[4 * 16 + 16];
     int at = 0;
     for (int q = 0; q < 4; ++q) {
-      _mm512_storeu_ps(pool + at, _mm512_maskz_compress_ps(keep[q], a[q]));
+      _mm512_storeu_ps(pool + at, compress_ps(keep[q], a[q]));
       at += __builtin_popcount(keep[q]);
     }
     __m512 v[4];
@@ -180,7 +180,7 @@ __attribute__((target("avx512f,popcnt"))) int64_t group_candidates_avx512(const 
                                          _mm512_add_epi32(iota, _mm512_set1_epi32(16 * q)));
     // compressed in a register, then stored whole (cap >= kGroups leaves room): vpcompressd
     // to memory is microcoded on AMD Zen 4
-    _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi32(in, idx));
+    _mm512_storeu_si512(out + count, compress_epi32(in, idx));
     count += __builtin_popcount(in);
     flagged |= uint64_t{second} << (16 * q);
   }
@@ -235,12 +235,13 @@ __attribute__((target("avx512f,popcnt"))) int64_t collect_above_avx512(const flo
   int64_t count = 0;
   int64_t j = 0;
   for (; j + 64 <= n; j += 64) {
-    const uint64_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), t, _CMP_GE_OQ);
-    const uint64_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 16), t, _CMP_GE_OQ);
-    const uint64_t m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 32), t, _CMP_GE_OQ);
-    const uint64_t m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 48), t, _CMP_GE_OQ);
-    uint64_t m = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
-    if (m == 0) continue;
+    const __mmask16 k0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), t, _CMP_GE_OQ);
+    const __mmask16 k1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 16), t, _CMP_GE_OQ);
+    const __mmask16 k2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 32), t, _CMP_GE_OQ);
+    const __mmask16 k3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j + 48), t, _CMP_GE_OQ);
+    // most blocks hold none: one mask test, the 64-bit mask only for the others
+    if (_mm512_kortestz(_mm512_kor(k0, k1), _mm512_kor(k2, k3))) continue;
+    uint64_t m = uint64_t{k0} | (uint64_t{k1} << 16) | (uint64_t{k2} << 32) | (uint64_t{k3} << 48);
     if (count + __builtin_popcountll(m) > cap) return -1;
     for (; m; m &= m - 1) out[count++] = static_cast<uint32_t>(j + __builtin_ctzll(m));
   }

@@ -61,8 +61,12 @@ __attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_
   __m512i ia[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   __mmask16 nan = 0;
   int64_t j = 0;
-  for (; j + kGroups <= n; j += kGroups) {
-    const __m512i blk = _mm512_set1_epi32(static_cast<int32_t>(j / kGroups));
+  // The block number as a vector, one add per block: GCC would otherwise fold a per-block
+  // _mm512_set1_epi32 into four masked broadcasts from a general register per block (a
+  // GPR-to-vector transfer each; 2 micro-ops on Intel).
+  __m512i blk = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi32(1);
+  for (; j + kGroups <= n; j += kGroups, blk = _mm512_add_epi32(blk, one)) {
     const __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
     const __m512 v2 = _mm512_loadu_ps(x + j + 32), v3 = _mm512_loadu_ps(x + j + 48);
     nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
@@ -71,7 +75,6 @@ __attribute__((target("avx512f"))) bool group_scan_avx512(const float* x, int64_
     group_step_avx512(v2, blk, a[2], ia[2], b[2]);
     group_step_avx512(v3, blk, a[3], ia[3], b[3]);
   }
-  const __m512i blk = _mm512_set1_epi32(static_cast<int32_t>(j / kGroups));
   for (int q = 0; j < n; j += 16, ++q) {  // tail: group (j % 64) as in the main loop
     const __m512 v = _mm512_mask_loadu_ps(ninf, first_lanes(n - j), x + j);
     nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);

@@ -1,6 +1,6 @@
 // Which hand-written version of each CPU kernel runs: the CPU's instruction set, capped by the
 // environment variable MLMETRICS_CPU_ISA=avx512|avx2|scalar (read once, at the first call), and
-// the tuning choice MLMETRICS_CPU_TUNE=auto|intel|amd (auto: from the CPU's vendor).
+// the tuning choice MLMETRICS_CPU_TUNE=auto|intel|amd (auto: intel on every vendor, see Tune).
 //
 // Naming: every kernel with several versions has a `_generic` one (portable C++ written for the
 // compiler to vectorise; GCC clones it per ISA with MLM_CLONES) and may have `_avx2` / `_avx512`
@@ -35,12 +35,15 @@ enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 // The microarchitecture family a choice between equivalent (bit-identical) versions is tuned for.
 //   kIntel: Intel cores. kAmd: AMD Zen 4/5 (on Zen 4 512-bit ops run as two 256-bit halves).
 // One choice depends on it: how softmax_sums_avx512 rounds and forms 2^n (softmax_sums.cpp).
-// Choices that are right on both (no vpcompress to memory, which Zen 4 microcodes; no gathers)
-// are made for both.
+// auto takes kIntel on every vendor: its form is also the one llvm-mca's Zen 4 and Zen 5 models
+// cost least (benchmarks/cpu_static), and on the Intel Xeon measured the two cost the same.
+// Choices that are right on both are made for both: no compress to memory (Zen 4 microcodes it),
+// no zero-masked compress (a false dependency on Zen 4/5), no gathers or scatters; the CI test
+// tests/benchmarks/test_cpu_static.py checks the built code for each.
 enum class Tune : int { kIntel = 0, kAmd = 1 };
 
 Isa isa();    // the CPU's, capped by MLMETRICS_CPU_ISA
-Tune tune();  // MLMETRICS_CPU_TUNE, else the CPU's vendor (unknown vendors: kIntel)
+Tune tune();  // MLMETRICS_CPU_TUNE=intel|amd, else (auto) kIntel
 const char* isa_name(Isa isa);    // "avx512", "avx2", "scalar"
 const char* tune_name(Tune tune);  // "intel", "amd"
 

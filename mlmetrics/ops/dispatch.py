@@ -26,7 +26,7 @@ if os.environ.get("MLMETRICS_CPU_ISA", CPU_ISAS[0]) not in CPU_ISAS:  # the kern
 CPU_TUNES = ("auto", "intel", "amd")
 if os.environ.get("MLMETRICS_CPU_TUNE", CPU_TUNES[0]) not in CPU_TUNES:  # read with MLMETRICS_CPU_ISA
     raise ValueError(f"MLMETRICS_CPU_TUNE must be one of {CPU_TUNES} (which of the CPU kernel's equivalent "
-                     f"versions run; auto: by the CPU's vendor), got {os.environ['MLMETRICS_CPU_TUNE']!r}")
+                     f"versions run; auto: intel on every vendor), got {os.environ['MLMETRICS_CPU_TUNE']!r}")
 
 EXTENSION_ERROR: str | None = None
 try:
