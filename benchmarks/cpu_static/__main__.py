@@ -54,7 +54,14 @@ def main(argv=None) -> int:
         for r in rows:
             md.append(f"| {r.label} | {r.elems} | {r.insns} | "
                       + " | ".join(f"{r.cycles[m]:.2f} ({r.vs_read[m]:.1f}x)" for m in models) + " |")
-        result.update(llvm_mca=ver, read=read, loops=[r.__dict__ for r in rows])
+        blocks = loops.analyze_blocks(mca, models)
+        if blocks:
+            md += ["", "Per-row straight-line pieces (compiled from `benchmarks/cpu_static/blocks.cpp`), cycles per "
+                   "call, calls back to back:", "",
+                   "| piece | insns | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+            for r in blocks:
+                md.append(f"| {r.label} | {r.insns} | " + " | ".join(f"{r.cycles[m]:.1f}" for m in models) + " |")
+        result.update(llvm_mca=ver, read=read, loops=[r.__dict__ for r in rows], blocks=[r.__dict__ for r in blocks])
     text = "\n".join(md) + "\n"
     print(text)
     if args.md:

@@ -181,6 +181,37 @@ def mca_cycles(mca: str, asm: str, model: str, iterations: int = ITERATIONS) -> 
     return total / iterations
 
 
+# (key, label, symbol): straight-line per-row pieces compiled from blocks.cpp; cycles per call,
+# calls back to back (each waits for the last: the block's latency).
+BLOCKS = [("kth_of_16", "kth_of_16 (per row, k <= 16: the bound)", "block_kth_of_16")]
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def block_asm(symbol: str) -> str | None:
+    """The body of blocks.cpp's function `symbol`, compiled by g++ -O3 as setup.py builds the
+    kernel, as llvm-mca input (directives and the final ret dropped); None without g++."""
+    if shutil.which("g++") is None:
+        return None
+    root = os.path.dirname(os.path.dirname(_HERE))
+    out = subprocess.run(["g++", "-O3", "-std=c++17", "-I" + os.path.join(root, "csrc", "include"),
+                          "-I" + os.path.join(root, "csrc", "cpu"), "-S", "-o", "-",
+                          os.path.join(_HERE, "blocks.cpp")], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"g++ failed on blocks.cpp: {out.stderr.strip().splitlines()[-1:]}")
+    body, inside = [], False
+    for line in out.stdout.splitlines():
+        if line.startswith("_Z") and symbol in line and line.endswith(":"):
+            inside = True
+            continue
+        if inside:
+            text = line.strip()
+            if text.startswith("ret"):
+                break
+            if text and not text.startswith(".") and not text.endswith(":"):
+                body.append(text)
+    return "\n".join(body) + "\n" if body else None
+
+
 @dataclass
 class Row:
     key: str
@@ -206,3 +237,14 @@ def analyze(functions: list[Function], mca: str, models=MODELS, kernels=KERNELS)
         cyc = {m: mca_cycles(mca, lp.asm(), m) * 16 / lp.elems for m in models}
         rows.append(Row(key, label, func.name, lp.elems, len(lp.body), cyc, {m: cyc[m] / read[m] for m in models}))
     return read, rows
+
+
+def analyze_blocks(mca: str, models=MODELS, blocks=BLOCKS) -> list[Row]:
+    """A Row per straight-line block (elems 0; cycles per call, vs_read empty)."""
+    rows = []
+    for key, label, symbol in blocks:
+        asm = block_asm(symbol)
+        if asm is None:
+            continue
+        rows.append(Row(key, label, symbol, 0, asm.count("\n"), {m: mca_cycles(mca, asm, m) for m in models}, {}))
+    return rows

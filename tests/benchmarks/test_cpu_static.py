@@ -2,8 +2,9 @@
 
 * No instruction of benchmarks/cpu_static/hazards.RULES anywhere in the built extension
   (compress to memory, zero-masked compress/expand, gathers/scatters: slow on AMD Zen 4/5).
-* The row helpers' hot loops within benchmarks/cpu_static/budgets.py on llvm-mca's Zen 4, Zen 5
-  and Intel models (skipped where no llvm-mca knows -mcpu=znver4, i.e. LLVM < 17).
+* The row helpers' hot loops (and the per-row pieces of blocks.cpp) within
+  benchmarks/cpu_static/budgets.py on llvm-mca's Zen 4, Zen 5 and Intel models (skipped where no
+  llvm-mca knows -mcpu=znver4, i.e. LLVM < 17).
 * The scanner and the loop finder themselves, on a small object compiled here with each hazard
   and a loop of known width (needs g++).
 """
@@ -107,10 +108,13 @@ def test_every_kernel_loop_is_found(extension):
 
 @needs_extension
 @needs_mca
+@needs_gxx
 def test_hot_loops_within_budget(extension):
     _, rows = loops.analyze(extension, MCA)
     assert {r.key for r in rows} == {k for k, *_ in loops.KERNELS}
-    assert budgets.violations(rows) == []
+    blocks = loops.analyze_blocks(MCA)
+    assert {r.key for r in blocks} == {k for k, *_ in loops.BLOCKS}
+    assert budgets.violations(rows + blocks) == []
 
 
 @needs_gxx
