@@ -23,7 +23,12 @@ def main(argv=None) -> int:
     if not disasm.have_objdump():
         print("error: objdump not found (binutils)", file=sys.stderr)
         return 2
-    funcs = disasm.disassemble(path)
+    try:
+        funcs = disasm.disassemble(path)
+    except (OSError, disasm.subprocess.CalledProcessError) as e:
+        err = getattr(e, "stderr", "") or str(e)
+        print(f"error: cannot disassemble {path}: {err.strip().splitlines()[-1] if err.strip() else e}", file=sys.stderr)
+        return 2
     found = hazards.scan(funcs)
     md = ["# The CPU kernel's compiled code, read statically (x86-64)", "",
           f"Object: `{path.split('/')[-1]}`, {disasm.compiler(path)}. Command: "
@@ -54,7 +59,7 @@ def main(argv=None) -> int:
         for r in rows:
             md.append(f"| {r.label} | {r.elems} | {r.insns} | "
                       + " | ".join(f"{r.cycles[m]:.2f} ({r.vs_read[m]:.1f}x)" for m in models) + " |")
-        blocks = loops.analyze_blocks(mca, models)
+        blocks = [] if args.so else loops.analyze_blocks(mca, models)  # (blocks.cpp: this checkout's source)
         if blocks:
             md += ["", "Per-row straight-line pieces (compiled from `benchmarks/cpu_static/blocks.cpp`), cycles per "
                    "call, calls back to back:", "",
