@@ -48,7 +48,11 @@ def main(argv=None) -> int:
         md += ["", "llvm-mca with -mcpu=znver4 (LLVM >= 17) not found: no loop table."]
     else:
         models = args.models.split(",")
-        read, rows = loops.analyze(funcs, mca, models)
+        try:
+            read, rows = loops.analyze(funcs, mca, models)
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         ver = loops.subprocess.run([mca, "--version"], capture_output=True, text=True).stdout
         ver = next((ln.strip() for ln in ver.splitlines() if "version" in ln.lower()), "")
         md += ["", f"## Hot loops, llvm-mca ({ver}), cycles per 16 elements (x the read on that model)", "",

@@ -176,7 +176,8 @@ def mca_cycles(mca: str, asm: str, model: str, iterations: int = ITERATIONS) -> 
                           "-all-stats=false", "-instruction-info=false", "-resource-pressure=false"],
                          input=asm, capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"llvm-mca -mcpu={model} failed: {out.stderr.strip().splitlines()[-1:]}")
+        last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit status {out.returncode}"
+        raise RuntimeError(f"llvm-mca -mcpu={model} failed: {last}")
     total = int(re.search(r"Total Cycles:\s+(\d+)", out.stdout).group(1))
     return total / iterations
 

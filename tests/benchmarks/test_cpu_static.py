@@ -124,3 +124,11 @@ def test_budget_check_flags_a_slow_loop(sample):
     assert rows and rows[0].cycles["znver4"] > 0
     slow = [loops.Row("group_scan", "", "", 64, 1, {m: 9.0 for m in loops.MODELS}, {})]
     assert any("group_scan on znver4" in v for v in budgets.violations(slow))
+
+
+def test_cli_says_one_line_for_an_unreadable_object(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cpu_static", "--so", str(tmp_path / "missing.so")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: cannot disassemble") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
