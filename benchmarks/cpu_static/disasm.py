@@ -23,6 +23,18 @@ class Insn:
     def text(self) -> str:
         return f"{self.mnemonic} {self.operands}".strip()
 
+    def operand_list(self) -> list[str]:
+        """The operands, split at the commas outside a memory operand's parentheses."""
+        parts, depth, start = [], 0, 0
+        for i, ch in enumerate(self.operands):
+            depth += ch == "("
+            depth -= ch == ")"
+            if ch == "," and depth == 0:
+                parts.append(self.operands[start:i].strip())
+                start = i + 1
+        parts.append(self.operands[start:].strip())
+        return parts
+
 
 @dataclass
 class Function:

@@ -8,35 +8,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from .disasm import Function, Insn
 
-_COMPRESS = re.compile(r"^v(p)?compress[bwdq]?(ps|pd)?$|^vpcompress[bwdq]$|^vcompressp[sd]$")
-_EXPAND = re.compile(r"^v(p)?expand[bwdq]?(ps|pd)?$|^vpexpand[bwdq]$|^vexpandp[sd]$")
+_COMPRESS = re.compile(r"^v(pcompress[bwdq]|compressp[sd])$")
+_EXPAND = re.compile(r"^v(pexpand[bwdq]|expandp[sd])$")
 _GATHER_SCATTER = re.compile(r"^v(p)?(gather|scatter)")
 
 
-def _last_operand(insn: Insn) -> str:
-    depth, start = 0, 0
-    parts = []
-    for i, ch in enumerate(insn.operands):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(insn.operands[start:i])
-            start = i + 1
-    parts.append(insn.operands[start:])
-    return parts[-1].strip()
+def _compress_to_memory(insn: Insn) -> bool:
+    return bool(_COMPRESS.match(insn.mnemonic)) and "(" in insn.operand_list()[-1]
 
 
-def _is_compress(insn):
-    return bool(_COMPRESS.match(insn.mnemonic))
+def _expand_from_memory(insn: Insn) -> bool:
+    return bool(_EXPAND.match(insn.mnemonic)) and "(" in insn.operand_list()[0]
 
 
-def _is_expand(insn):
-    return bool(_EXPAND.match(insn.mnemonic))
+def _zero_masked(insn: Insn) -> bool:
+    return bool(_COMPRESS.match(insn.mnemonic) or _EXPAND.match(insn.mnemonic)) and "{z}" in insn.operands
+
+
+def _gather_scatter(insn: Insn) -> bool:
+    return bool(_GATHER_SCATTER.match(insn.mnemonic))
 
 
 @dataclass(frozen=True)
@@ -44,28 +38,21 @@ class Rule:
     name: str
     why: str
     fix: str
-
-    def matches(self, insn: Insn) -> bool:
-        if self.name == "compress to memory":
-            return _is_compress(insn) and "(" in _last_operand(insn)
-        if self.name == "expand from memory":
-            return _is_expand(insn) and "(" in insn.operands.split(",")[0]
-        if self.name == "zero-masked compress/expand":
-            return (_is_compress(insn) or _is_expand(insn)) and "{z}" in insn.operands
-        if self.name == "gather/scatter":
-            return bool(_GATHER_SCATTER.match(insn.mnemonic))
-        raise AssertionError(self.name)
+    matches: Callable[[Insn], bool]
 
 
 RULES = [
     Rule("compress to memory", "microcoded on AMD Zen 4 / Zen 5",
-         "compress into a register, store the whole vector (the buffer has room)"),
-    Rule("expand from memory", "microcoded on AMD Zen 4 / Zen 5", "load the vector, expand in a register"),
+         "compress into a register, store the whole vector (the buffer has room)", _compress_to_memory),
+    Rule("expand from memory", "microcoded on AMD Zen 4 / Zen 5", "load the vector, expand in a register",
+         _expand_from_memory),
     Rule("zero-masked compress/expand",
          "false dependency on the destination register on AMD Zen 4 / Zen 5 (back-to-back ones ~4-5 cycles apart)",
-         "merge-mask over a freshly zeroed register (compress_ps / compress_epi32 in csrc/cpu/kernels.h)"),
+         "merge-mask over a freshly zeroed register (compress_ps / compress_epi32 in csrc/cpu/kernels.h)",
+         _zero_masked),
     Rule("gather/scatter", "many micro-ops on every x86, far more on AMD Zen 4",
-         "contiguous loads and stores (place_by_rank in csrc/cpu/short_row.cpp keeps a scatter out)"),
+         "contiguous loads and stores (place_by_rank in csrc/cpu/short_row.cpp keeps a scatter out)",
+         _gather_scatter),
 ]
 
 

@@ -68,18 +68,6 @@ def find_llvm_mca() -> str | None:
     return None
 
 
-def _operands(insn: Insn) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(insn.operands):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(insn.operands[start:i].strip())
-            start = i + 1
-    parts.append(insn.operands[start:].strip())
-    return parts
-
-
 _MEM = re.compile(r"(-?(?:0x[0-9a-f]+|\d+))?\(([^)]*)\)")
 
 
@@ -88,7 +76,7 @@ def row_load(insn: Insn) -> tuple[str, int, int] | None:
     stack nor constant; None for anything else."""
     if not insn.mnemonic.startswith("v") or "(" not in insn.operands or "prefetch" in insn.mnemonic:
         return None
-    ops = _operands(insn)
+    ops = insn.operand_list()
     if "(" in ops[-1] or "broadcast" in insn.mnemonic:  # a store; a broadcast constant
         return None
     mem = next(op for op in ops if "(" in op)
@@ -198,7 +186,8 @@ def block_asm(symbol: str) -> str | None:
                           "-I" + os.path.join(root, "csrc", "cpu"), "-S", "-o", "-",
                           os.path.join(_HERE, "blocks.cpp")], capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"g++ failed on blocks.cpp: {out.stderr.strip().splitlines()[-1:]}")
+        last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit status {out.returncode}"
+        raise RuntimeError(f"g++ failed on blocks.cpp: {last}")
     body, inside = [], False
     for line in out.stdout.splitlines():
         if line.startswith("_Z") and symbol in line and line.endswith(":"):
